@@ -1,0 +1,68 @@
+# netdumper — build, test, lint, fuzz and benchmark.
+#
+#   make test    install the real nfdump/softflowd/tmux when missing, then run
+#                gofmt/vet checks and the whole suite with -race
+#   make lint    go vet + staticcheck (pinned)
+#   make fuzz    run every fuzz target for FUZZTIME (default 10s)
+#   make bench   Go benchmarks plus the side-by-side scripts in bench/
+
+GO        ?= go
+FUZZTIME  ?= 10s
+STATICCHECK_VERSION := v0.8.2
+BIN       := bin/netdumper
+APT_PKGS  := nfdump softflowd tmux python3 iproute2
+TEST_FLAGS ?= -race -timeout 15m
+
+.PHONY: all build test deps check lint fuzz bench bench-data demo clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/netdumper
+
+# deps installs the real tools the compatibility tests run. CI and the
+# README's test command are root; without root, install them yourself.
+deps:
+	@missing=""; \
+	for c in nfdump:nfdump nfcapd:nfdump nfreplay:nfdump softflowd:softflowd tmux:tmux python3:python3 ip:iproute2; do \
+		command -v $${c%%:*} >/dev/null 2>&1 || missing="$$missing $${c##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+test: deps check
+	$(GO) test $(TEST_FLAGS) ./...
+
+lint: check
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+# fuzz runs each fuzz target (func Fuzz*) of every package for FUZZTIME.
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$f"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+# bench-data builds the 1M/5M-record benchmark files (git-ignored).
+bench-data: deps
+	@test -f bench/data/v9-bench-5000000.lz4.nf || \
+		OUT_DIR=$$(mktemp -d) BENCH_DIR=$(CURDIR)/bench/data ../shared/fixtures/make-fixtures.sh --bench --no-softflowd
+
+bench: build bench-data
+	$(GO) test -run '^$$' -bench . -benchmem ./nfcap/
+	@for s in bench/*.sh; do echo "== $$s"; $$s; done
+
+demo: build
+	$(BIN) show testdata/flows
+
+clean:
+	rm -rf bin

@@ -1,0 +1,110 @@
+package nfcap
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Compression is the algorithm applied to every block of a file. The values
+// are the ones stored in byte 16 of the file header.
+type Compression uint8
+
+// Compression algorithms. nfdump 1.7.1 knows None, LZO, BZ2 and LZ4; ZSTD
+// was added in nfdump 1.7.3.
+const (
+	CompressNone Compression = 0
+	CompressLZO  Compression = 1
+	CompressBZ2  Compression = 2
+	CompressLZ4  Compression = 3
+	CompressZSTD Compression = 4
+)
+
+var compressionNames = [...]string{"none", "lzo", "bz2", "lz4", "zstd"}
+
+// String returns the lower-case name of the algorithm ("none", "lzo", ...).
+func (c Compression) String() string {
+	if int(c) < len(compressionNames) {
+		return compressionNames[c]
+	}
+	return fmt.Sprintf("compression(%d)", uint8(c))
+}
+
+// Valid reports whether c names an algorithm this package supports.
+func (c Compression) Valid() bool { return int(c) < len(compressionNames) }
+
+// ParseCompression parses a compression name as printed by String. It also
+// accepts nfdump's -J numbers ("0".."3") and "4" for zstd.
+func ParseCompression(s string) (Compression, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	for i, n := range compressionNames {
+		if s == n || s == fmt.Sprint(i) {
+			return Compression(i), nil
+		}
+	}
+	switch s {
+	case "bzip2":
+		return CompressBZ2, nil
+	case "zst":
+		return CompressZSTD, nil
+	}
+	return 0, fmt.Errorf("unknown compression %q (want none, lzo, bz2, lz4 or zstd): %w", s, ErrUnsupportedCompression)
+}
+
+// decompressor turns stored block payloads into plain payloads. It is not
+// safe for concurrent use; each goroutine gets its own.
+type decompressor struct {
+	c    Compression
+	zstd *zstdDecoder
+}
+
+func newDecompressor(c Compression) (*decompressor, error) {
+	if !c.Valid() {
+		return nil, fmt.Errorf("%w: %d", ErrUnsupportedCompression, uint8(c))
+	}
+	return &decompressor{c: c}, nil
+}
+
+// decompress decodes src into dst[:0] (growing it up to MaxBlockSize) and
+// returns the plain payload. For CompressNone it returns src itself.
+func (d *decompressor) decompress(dst, src []byte) ([]byte, error) {
+	var out []byte
+	var err error
+	switch d.c {
+	case CompressNone:
+		return src, nil
+	case CompressLZO:
+		out, err = lzoDecompress(dst, src)
+	case CompressLZ4:
+		out, err = lz4Decompress(dst, src)
+	case CompressBZ2:
+		out, err = bz2Decompress(dst, src)
+	case CompressZSTD:
+		if d.zstd == nil {
+			d.zstd, err = newZstdDecoder()
+			if err != nil {
+				return nil, err
+			}
+		}
+		out, err = d.zstd.decompress(dst, src)
+	default:
+		return nil, fmt.Errorf("%w: %d", ErrUnsupportedCompression, uint8(d.c))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %w", d.c, ErrDecompress, err)
+	}
+	return out, nil
+}
+
+func (d *decompressor) close() {
+	if d.zstd != nil {
+		d.zstd.close()
+	}
+}
+
+// blockBuffer returns dst with at least MaxBlockSize capacity.
+func blockBuffer(dst []byte) []byte {
+	if cap(dst) < MaxBlockSize {
+		return make([]byte, MaxBlockSize)
+	}
+	return dst[:MaxBlockSize]
+}

@@ -1,0 +1,498 @@
+package nfcap
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"os"
+	"sync"
+)
+
+// ReaderOptions tune a Reader. The zero value is ready to use.
+type ReaderOptions struct {
+	// Name is the file name used in error messages. OpenFile sets it.
+	Name string
+	// ReadAhead is how many blocks a second goroutine reads and
+	// decompresses ahead of the caller. 0 means the default (2); a negative
+	// value reads each block synchronously on the caller's goroutine.
+	ReadAhead int
+}
+
+// Block is one data block of a file, decompressed.
+type Block struct {
+	// Index is the 0-based data block number.
+	Index int
+	// Offset is the file offset of the block header.
+	Offset int64
+	// Header is the block header as stored.
+	Header BlockHeader
+	// Data is the plain (decompressed) payload. It is valid until the next
+	// call to NextBlock or Next.
+	Data []byte
+}
+
+// Reader reads a layout-2 nfdump file block by block or record by record.
+// Its memory use is bounded by a few blocks, whatever the file size.
+//
+// A Reader is not safe for concurrent use. Use either NextBlock or
+// Next/Record, not both on one Reader.
+type Reader struct {
+	ra       io.ReaderAt
+	size     int64
+	name     string
+	closer   io.Closer
+	hdr      Header
+	appendix Appendix
+
+	// block production
+	next      func() (*Block, error) // returns the next block or io.EOF
+	readAhead bool
+	results   chan blockResult
+	free      chan *blockBuf
+	done      chan struct{}
+	wg        sync.WaitGroup
+	held      *blockBuf // buffer of the block the caller holds
+	syncBuf   *blockBuf
+	syncState producerState
+	closeOnce sync.Once
+
+	// record iteration
+	cur    *Block
+	recIdx uint32
+	recOff int
+	rec    Record
+	err    error
+
+	// BlocksSkipped counts blocks Next skipped because they are not type 3.
+	blocksSkipped int
+}
+
+type blockBuf struct {
+	stored []byte
+	plain  []byte
+	block  Block
+}
+
+type blockResult struct {
+	buf *blockBuf
+	err error
+}
+
+type producerState struct {
+	index int
+	pos   int64
+	dec   *decompressor
+}
+
+// OpenFile opens the named file for reading. Close the Reader to close the
+// file.
+func OpenFile(name string, opts ReaderOptions) (*Reader, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s: not a regular file", name)
+	}
+	if opts.Name == "" {
+		opts.Name = name
+	}
+	r, err := NewReader(f, fi.Size(), opts)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	r.closer = f
+	return r, nil
+}
+
+// NewReader reads the header and the appendix of the size-byte file behind
+// ra and returns a Reader positioned at the first data block.
+func NewReader(ra io.ReaderAt, size int64, opts ReaderOptions) (*Reader, error) {
+	r := &Reader{ra: ra, size: size, name: opts.Name}
+	if err := r.readHeader(); err != nil {
+		return nil, err
+	}
+	if err := r.readAppendix(); err != nil {
+		return nil, err
+	}
+	dec, err := newDecompressor(r.hdr.Compression)
+	if err != nil {
+		return nil, r.fmtErr(BlockNone, 16, err)
+	}
+	r.syncState = producerState{pos: HeaderSize, dec: dec}
+	switch n := opts.ReadAhead; {
+	case n < 0:
+		r.next = r.nextSync
+	default:
+		if n == 0 {
+			n = 2
+		}
+		r.startReadAhead(n)
+		r.next = r.nextAsync
+	}
+	return r, nil
+}
+
+// Header returns the file header.
+func (r *Reader) Header() Header { return r.hdr }
+
+// Appendix returns the appendix records (ident and stat).
+func (r *Reader) Appendix() *Appendix { return &r.appendix }
+
+// Name returns the name used in error messages.
+func (r *Reader) Name() string { return r.name }
+
+// Size returns the file size in bytes.
+func (r *Reader) Size() int64 { return r.size }
+
+// BlocksSkipped returns how many blocks Next passed over because they are
+// not ordinary record blocks (type 3).
+func (r *Reader) BlocksSkipped() int { return r.blocksSkipped }
+
+func (r *Reader) fmtErr(block int, off int64, err error) error {
+	var fe *FormatError
+	if errors.As(err, &fe) {
+		return err
+	}
+	return &FormatError{File: r.name, Block: block, Offset: off, RecordOffset: -1, Err: err}
+}
+
+func (r *Reader) readHeader() error {
+	var b [HeaderSize]byte
+	n, err := r.ra.ReadAt(b[:], 0)
+	if n < 4 {
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("%s: %w", r.name, err)
+		}
+		return r.fmtErr(BlockNone, 0, errf(ErrTruncated, "file of %d bytes is too short for an nfdump header", r.size))
+	}
+	magic := binary.LittleEndian.Uint16(b[:])
+	version := binary.LittleEndian.Uint16(b[2:])
+	switch {
+	case magic == 0x0CA5:
+		return r.fmtErr(BlockNone, 0, errf(ErrBadMagic, "magic 0x0ca5 (a file written on a big-endian host?)"))
+	case magic != Magic:
+		return r.fmtErr(BlockNone, 0, errf(ErrBadMagic, "magic 0x%04x, want 0x%04x", magic, Magic))
+	case version == LegacyLayoutVersion:
+		return r.fmtErr(BlockNone, 2, ErrLegacyLayout)
+	case version != LayoutVersion:
+		return r.fmtErr(BlockNone, 2, errf(ErrUnsupportedLayout, "layout version %d", version))
+	}
+	if n < HeaderSize {
+		return r.fmtErr(BlockNone, 0, errf(ErrTruncated, "file of %d bytes is shorter than the %d-byte header", r.size, HeaderSize))
+	}
+	h := parseHeader(b[:])
+	r.hdr = h
+	switch {
+	case h.Encryption != 0:
+		return r.fmtErr(BlockNone, 17, errf(ErrEncrypted, "encryption byte %d", h.Encryption))
+	case !h.Compression.Valid():
+		return r.fmtErr(BlockNone, 16, errf(ErrUnsupportedCompression, "compression byte %d", uint8(h.Compression)))
+	case int64(h.NumBlocks) > (r.size-HeaderSize)/(BlockHeaderSize+1):
+		return r.fmtErr(BlockNone, 36, errf(ErrCorrupt, "header announces %d data blocks, more than a %d-byte file can hold", h.NumBlocks, r.size))
+	case h.AppendixBlocks > 0 && (h.OffAppendix < HeaderSize || h.OffAppendix >= r.size):
+		return r.fmtErr(BlockNone, 24, errf(ErrCorrupt, "appendix offset %d is outside the file (%d bytes)", h.OffAppendix, r.size))
+	case int64(h.AppendixBlocks) > (r.size-HeaderSize)/(BlockHeaderSize+1):
+		return r.fmtErr(BlockNone, 18, errf(ErrCorrupt, "header announces %d appendix blocks", h.AppendixBlocks))
+	}
+	return nil
+}
+
+func (r *Reader) readAppendix() error {
+	if r.hdr.AppendixBlocks == 0 {
+		return nil
+	}
+	dec, err := newDecompressor(r.hdr.Compression)
+	if err != nil {
+		return r.fmtErr(BlockNone, 16, err)
+	}
+	defer dec.close()
+	pos := r.hdr.OffAppendix
+	buf := &blockBuf{}
+	for i := 0; i < int(r.hdr.AppendixBlocks); i++ {
+		off := pos
+		if err := r.readBlockAt(buf, dec, pos, -1); err != nil {
+			return r.fmtErr(BlockAppendix, off, err)
+		}
+		b := &buf.block
+		pos += BlockHeaderSize + int64(b.Header.Size)
+		if b.Header.Type != BlockTypeData {
+			return r.fmtErr(BlockAppendix, off, errf(ErrCorrupt, "appendix block has type %d, want 3", b.Header.Type))
+		}
+		if ro, err := parseAppendix(&r.appendix, b.Data, b.Header.NumRecords); err != nil {
+			return &FormatError{File: r.name, Block: BlockAppendix, Offset: off, RecordOffset: ro, Err: err}
+		}
+	}
+	return nil
+}
+
+// readBlockAt reads and decompresses the block at file offset pos into buf.
+// For type-3 blocks it also checks the record framing. limit, when not
+// negative, is the offset the block must not run past.
+func (r *Reader) readBlockAt(buf *blockBuf, dec *decompressor, pos, limit int64) error {
+	var hb [BlockHeaderSize]byte
+	if pos+BlockHeaderSize > r.size {
+		return errf(ErrTruncated, "block header runs past the end of the file (%d bytes)", r.size)
+	}
+	if _, err := r.ra.ReadAt(hb[:], pos); err != nil {
+		return fmt.Errorf("reading block header: %w", err)
+	}
+	bh := parseBlockHeader(hb[:])
+	switch {
+	case bh.Size == 0:
+		return errf(ErrCorrupt, "block size is 0")
+	case bh.NumRecords == 0:
+		return errf(ErrCorrupt, "block holds 0 records")
+	case bh.Size > MaxBlockSize:
+		return errf(ErrTooLarge, "block size %d is over the %d-byte limit", bh.Size, MaxBlockSize)
+	case pos+BlockHeaderSize+int64(bh.Size) > r.size:
+		return errf(ErrTruncated, "block of %d bytes runs past the end of the file (%d bytes)", bh.Size, r.size)
+	case limit >= 0 && pos+BlockHeaderSize+int64(bh.Size) > limit:
+		return errf(ErrCorrupt, "block of %d bytes runs into the appendix at offset %d", bh.Size, limit)
+	}
+	if cap(buf.stored) < int(bh.Size) {
+		buf.stored = make([]byte, bh.Size, max(int(bh.Size), WriteBlockSize+WriteBlockSize/8))
+	}
+	stored := buf.stored[:bh.Size]
+	if _, err := r.ra.ReadAt(stored, pos+BlockHeaderSize); err != nil {
+		return fmt.Errorf("reading block payload: %w", err)
+	}
+	plain, err := dec.decompress(buf.plain, stored)
+	if err != nil {
+		return err
+	}
+	if r.hdr.Compression != CompressNone {
+		buf.plain = plain[:0]
+	}
+	buf.block.Offset = pos
+	buf.block.Header = bh
+	buf.block.Data = plain
+	if bh.Type == BlockTypeData {
+		if ro, err := walkRecords(plain, bh.NumRecords, nil); err != nil {
+			return &recordError{off: ro, err: err}
+		}
+	}
+	return nil
+}
+
+// recordError carries a payload offset out of readBlockAt.
+type recordError struct {
+	off int
+	err error
+}
+
+func (e *recordError) Error() string { return e.err.Error() }
+func (e *recordError) Unwrap() error { return e.err }
+
+// produce reads the next data block into buf, or returns io.EOF.
+func (r *Reader) produce(st *producerState, buf *blockBuf) error {
+	if st.index >= int(r.hdr.NumBlocks) {
+		if r.hdr.AppendixBlocks > 0 && st.pos != r.hdr.OffAppendix {
+			return r.fmtErr(st.index, st.pos, errf(ErrCorrupt, "the %d data blocks end at offset %d, but the appendix starts at %d", r.hdr.NumBlocks, st.pos, r.hdr.OffAppendix))
+		}
+		return io.EOF
+	}
+	limit := int64(-1)
+	if r.hdr.AppendixBlocks > 0 {
+		limit = r.hdr.OffAppendix
+	}
+	if err := r.readBlockAt(buf, st.dec, st.pos, limit); err != nil {
+		var re *recordError
+		if errors.As(err, &re) {
+			return &FormatError{File: r.name, Block: st.index, Offset: st.pos, RecordOffset: re.off, Err: re.err}
+		}
+		return r.fmtErr(st.index, st.pos, err)
+	}
+	buf.block.Index = st.index
+	st.index++
+	st.pos += BlockHeaderSize + int64(buf.block.Header.Size)
+	return nil
+}
+
+func (r *Reader) nextSync() (*Block, error) {
+	if r.syncBuf == nil {
+		r.syncBuf = &blockBuf{}
+	}
+	if err := r.produce(&r.syncState, r.syncBuf); err != nil {
+		return nil, err
+	}
+	return &r.syncBuf.block, nil
+}
+
+func (r *Reader) startReadAhead(n int) {
+	r.readAhead = true
+	r.results = make(chan blockResult, n)
+	r.free = make(chan *blockBuf, n+1)
+	r.done = make(chan struct{})
+	for i := 0; i < n+1; i++ {
+		r.free <- &blockBuf{}
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer close(r.results)
+		st := &r.syncState
+		for {
+			var buf *blockBuf
+			select {
+			case buf = <-r.free:
+			case <-r.done:
+				return
+			}
+			err := r.produce(st, buf)
+			if err != nil {
+				buf = nil
+			}
+			select {
+			case r.results <- blockResult{buf: buf, err: err}:
+			case <-r.done:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+}
+
+func (r *Reader) nextAsync() (*Block, error) {
+	if r.held != nil {
+		r.free <- r.held
+		r.held = nil
+	}
+	res, ok := <-r.results
+	if !ok {
+		return nil, io.EOF
+	}
+	if res.err != nil {
+		return nil, res.err
+	}
+	r.held = res.buf
+	return &res.buf.block, nil
+}
+
+// NextBlock returns the next data block, of any type, or io.EOF after the
+// last one. The block is valid until the next call.
+func (r *Reader) NextBlock() (*Block, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	b, err := r.next()
+	if err != nil {
+		r.err = err
+		return nil, err
+	}
+	return b, nil
+}
+
+// Next advances to the next record of the ordinary (type 3) blocks and
+// reports whether there is one. Blocks of other types are skipped. After
+// Next returns false, Err tells whether the file ended cleanly.
+func (r *Reader) Next() bool {
+	for {
+		if b := r.cur; b != nil && r.recIdx < b.Header.NumRecords {
+			d := b.Data[r.recOff:]
+			size := int(binary.LittleEndian.Uint16(d[2:]))
+			r.rec = Record{
+				Type:        binary.LittleEndian.Uint16(d),
+				Data:        d[:size:size],
+				Block:       b.Index,
+				BlockOffset: b.Offset,
+				Offset:      r.recOff,
+			}
+			r.recIdx++
+			r.recOff += size
+			return true
+		}
+		r.cur = nil
+		b, err := r.NextBlock()
+		if err != nil {
+			return false
+		}
+		if b.Header.Type != BlockTypeData {
+			r.blocksSkipped++
+			continue
+		}
+		r.cur, r.recIdx, r.recOff = b, 0, 0
+	}
+}
+
+// Record returns the current record. Its Data is valid until the reader
+// moves to the next block.
+func (r *Reader) Record() Record { return r.rec }
+
+// Flow decodes the current record into f. It fails if the record is not a
+// flow record or is malformed; the error names the file, block and offset.
+func (r *Reader) Flow(f *Flow) error {
+	if err := DecodeFlow(r.rec.Data, f); err != nil {
+		return r.RecordError(err)
+	}
+	return nil
+}
+
+// RecordError wraps err with the position of the current record.
+func (r *Reader) RecordError(err error) error {
+	return &FormatError{File: r.name, Block: r.rec.Block, Offset: r.rec.BlockOffset, RecordOffset: r.rec.Offset, Err: err}
+}
+
+// Err returns the error that stopped Next or NextBlock, or nil at a clean
+// end of file.
+func (r *Reader) Err() error {
+	if errors.Is(r.err, io.EOF) {
+		return nil
+	}
+	return r.err
+}
+
+// Flows iterates over the flow records, skipping other record types. The
+// *Flow is reused between iterations. Iteration stops at the first error,
+// which is yielded with a nil flow.
+func (r *Reader) Flows() iter.Seq2[*Flow, error] {
+	return func(yield func(*Flow, error) bool) {
+		var f Flow
+		for r.Next() {
+			if r.rec.Type != RecordTypeV3 {
+				continue
+			}
+			if err := r.Flow(&f); err != nil {
+				yield(nil, err)
+				return
+			}
+			if !yield(&f, nil) {
+				return
+			}
+		}
+		if err := r.Err(); err != nil {
+			yield(nil, err)
+		}
+	}
+}
+
+// Close stops the read-ahead goroutine and closes the file if the Reader
+// opened it.
+func (r *Reader) Close() error {
+	var err error
+	r.closeOnce.Do(func() {
+		if r.readAhead {
+			close(r.done)
+			r.wg.Wait()
+		}
+		r.syncState.dec.close()
+		if r.closer != nil {
+			err = r.closer.Close()
+		}
+		if r.err == nil {
+			r.err = errors.New("nfcap: reader closed")
+		}
+	})
+	return err
+}
