@@ -1,6 +1,7 @@
 package nfcap
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -101,10 +102,31 @@ func (d *decompressor) close() {
 	}
 }
 
-// blockBuffer returns dst with at least MaxBlockSize capacity.
-func blockBuffer(dst []byte) []byte {
-	if cap(dst) < MaxBlockSize {
-		return make([]byte, MaxBlockSize)
+// errShortBuffer is returned by a codec step when dst was too small; the
+// caller retries with a larger buffer, up to MaxBlockSize.
+var errShortBuffer = errors.New("output buffer too small")
+
+// growDecode runs decode with dst at its full capacity, first sized from a
+// guess at the plain size (8x the stored size, at least 64 KiB), and retries
+// with a doubled buffer while decode reports errShortBuffer. Buffers are
+// reused between blocks, so steady-state decoding allocates nothing.
+func growDecode(dst, src []byte, decode func(dst, src []byte) (int, error)) ([]byte, error) {
+	want := min(MaxBlockSize, max(64<<10, 8*len(src)))
+	if cap(dst) < want {
+		dst = make([]byte, want)
 	}
-	return dst[:MaxBlockSize]
+	dst = dst[:cap(dst)]
+	for {
+		n, err := decode(dst, src)
+		if err == nil {
+			return dst[:n], nil
+		}
+		if !errors.Is(err, errShortBuffer) {
+			return nil, err
+		}
+		if len(dst) >= MaxBlockSize {
+			return nil, errf(ErrTooLarge, "plain payload over %d bytes", MaxBlockSize)
+		}
+		dst = make([]byte, min(MaxBlockSize, 2*len(dst)))
+	}
 }

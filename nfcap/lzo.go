@@ -9,13 +9,11 @@ import (
 // lzoDecompress decodes one raw LZO1X stream, as written by nfdump's
 // lzo1x_1_compress, into dst.
 func lzoDecompress(dst, src []byte) ([]byte, error) {
-	dst = blockBuffer(dst)
-	n, err := lzo.Decompress(src, dst)
-	if err != nil {
+	return growDecode(dst, src, func(dst, src []byte) (int, error) {
+		n, err := lzo.Decompress(src, dst)
 		if errors.Is(err, lzo.ErrOutputOverrun) {
-			return nil, errf(ErrTooLarge, "lzo: plain payload over %d bytes", MaxBlockSize)
+			return 0, errShortBuffer
 		}
-		return nil, err
-	}
-	return dst[:n], nil
+		return n, err
+	})
 }

@@ -260,7 +260,7 @@ func (r *Reader) readBlockAt(buf *blockBuf, dec *decompressor, pos, limit int64)
 		return errf(ErrCorrupt, "block of %d bytes runs into the appendix at offset %d", bh.Size, limit)
 	}
 	if cap(buf.stored) < int(bh.Size) {
-		buf.stored = make([]byte, bh.Size, max(int(bh.Size), WriteBlockSize+WriteBlockSize/8))
+		buf.stored = make([]byte, bh.Size)
 	}
 	stored := buf.stored[:bh.Size]
 	if _, err := r.ra.ReadAt(stored, pos+BlockHeaderSize); err != nil {
@@ -486,6 +486,7 @@ func (r *Reader) Close() error {
 			close(r.done)
 			r.wg.Wait()
 		}
+		r.cur = nil
 		r.syncState.dec.close()
 		if r.closer != nil {
 			err = r.closer.Close()

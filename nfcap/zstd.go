@@ -22,6 +22,9 @@ func newZstdDecoder() (*zstdDecoder, error) {
 }
 
 func (z *zstdDecoder) decompress(dst, src []byte) ([]byte, error) {
+	if cap(dst) < 64<<10 {
+		dst = make([]byte, 0, min(MaxBlockSize, max(64<<10, 8*len(src))))
+	}
 	out, err := z.d.DecodeAll(src, dst[:0])
 	if err != nil {
 		return nil, err

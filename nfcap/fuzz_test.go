@@ -1,0 +1,69 @@
+package nfcap_test
+
+import (
+	"encoding/binary"
+	"errors"
+	"testing"
+
+	"github.com/netdumper/netdumper/nfcap"
+)
+
+// FuzzReader feeds arbitrary files to the reader: it must never panic, and
+// every failure must be a *FormatError wrapping one of the sentinels.
+func FuzzReader(f *testing.F) {
+	for _, name := range []string{"softflowd-v9.lzo.nf", "softflowd-ipfix.none.nf", "v9-alluser.bz2.nf"} {
+		f.Add(loadFixture(f, name))
+	}
+	sentinels := []error{nfcap.ErrBadMagic, nfcap.ErrLegacyLayout, nfcap.ErrUnsupportedLayout, nfcap.ErrEncrypted,
+		nfcap.ErrUnsupportedCompression, nfcap.ErrTruncated, nfcap.ErrCorrupt, nfcap.ErrTooLarge, nfcap.ErrDecompress}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, ra := range []int{-1, 1} {
+			_, err := readAll(data, nfcap.ReaderOptions{Name: "fuzz.nf", ReadAhead: ra})
+			if err == nil {
+				continue
+			}
+			var fe *nfcap.FormatError
+			if !errors.As(err, &fe) {
+				t.Fatalf("error is not a *FormatError: %v", err)
+			}
+			known := false
+			for _, s := range sentinels {
+				known = known || errors.Is(err, s)
+			}
+			if !known {
+				t.Fatalf("error wraps no sentinel: %v", err)
+			}
+		}
+	})
+}
+
+// FuzzDecodeFlow feeds arbitrary records to the V3 decoder.
+func FuzzDecodeFlow(f *testing.F) {
+	data := loadFixture(f, "softflowd-ipfix.none.nf")
+	r, err := nfcap.NewReader(bytesReaderAt(data), int64(len(data)), nfcap.ReaderOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	n := 0
+	for r.Next() && n < 4 {
+		if rec := r.Record(); rec.Type == nfcap.RecordTypeV3 {
+			f.Add(append([]byte(nil), rec.Data...))
+			n++
+		}
+	}
+	r.Close()
+	f.Fuzz(func(t *testing.T, rec []byte) {
+		var fl nfcap.Flow
+		err := nfcap.DecodeFlow(rec, &fl)
+		if err != nil {
+			if !errors.Is(err, nfcap.ErrCorrupt) {
+				t.Fatalf("error does not wrap ErrCorrupt: %v", err)
+			}
+			return
+		}
+		// A record that decodes must be self-consistent.
+		if len(rec) < nfcap.V3HeaderSize || int(binary.LittleEndian.Uint16(rec[2:])) != len(rec) {
+			t.Fatalf("accepted record with inconsistent size")
+		}
+	})
+}
