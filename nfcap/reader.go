@@ -7,6 +7,7 @@ import (
 	"io"
 	"iter"
 	"os"
+	"runtime"
 	"sync"
 )
 
@@ -14,10 +15,14 @@ import (
 type ReaderOptions struct {
 	// Name is the file name used in error messages. OpenFile sets it.
 	Name string
-	// ReadAhead is how many blocks a second goroutine reads and
-	// decompresses ahead of the caller. 0 means the default (2); a negative
-	// value reads each block synchronously on the caller's goroutine.
+	// ReadAhead is how many blocks are read and decompressed ahead of the
+	// caller, on other goroutines. 0 means the default (Workers+1); a
+	// negative value reads each block synchronously on the caller's
+	// goroutine.
 	ReadAhead int
+	// Workers is how many goroutines decompress blocks in parallel when
+	// reading ahead. 0 means GOMAXPROCS, at most 4.
+	Workers int
 }
 
 // Block is one data block of a file, decompressed.
@@ -49,7 +54,7 @@ type Reader struct {
 	// block production
 	next      func() (*Block, error) // returns the next block or io.EOF
 	readAhead bool
-	results   chan blockResult
+	results   chan *job
 	free      chan *blockBuf
 	done      chan struct{}
 	wg        sync.WaitGroup
@@ -73,11 +78,6 @@ type blockBuf struct {
 	stored []byte
 	plain  []byte
 	block  Block
-}
-
-type blockResult struct {
-	buf *blockBuf
-	err error
 }
 
 type producerState struct {
@@ -129,14 +129,19 @@ func NewReader(ra io.ReaderAt, size int64, opts ReaderOptions) (*Reader, error) 
 		return nil, r.fmtErr(BlockNone, 16, err)
 	}
 	r.syncState = producerState{pos: HeaderSize, dec: dec}
-	switch n := opts.ReadAhead; {
-	case n < 0:
+	if opts.ReadAhead < 0 || r.hdr.NumBlocks == 0 {
 		r.next = r.nextSync
-	default:
-		if n == 0 {
-			n = 2
+	} else {
+		workers := opts.Workers
+		if workers <= 0 {
+			workers = min(runtime.GOMAXPROCS(0), 4)
 		}
-		r.startReadAhead(n)
+		workers = min(workers, int(r.hdr.NumBlocks))
+		depth := opts.ReadAhead
+		if depth == 0 {
+			depth = workers + 1
+		}
+		r.startReadAhead(max(depth, workers), workers)
 		r.next = r.nextAsync
 	}
 	return r, nil
@@ -235,10 +240,10 @@ func (r *Reader) readAppendix() error {
 	return nil
 }
 
-// readBlockAt reads and decompresses the block at file offset pos into buf.
-// For type-3 blocks it also checks the record framing. limit, when not
-// negative, is the offset the block must not run past.
-func (r *Reader) readBlockAt(buf *blockBuf, dec *decompressor, pos, limit int64) error {
+// readRawAt reads the header and stored payload of the block at file offset
+// pos into buf, checking the header. limit, when not negative, is the offset
+// the block must not run past.
+func (r *Reader) readRawAt(buf *blockBuf, pos, limit int64) error {
 	var hb [BlockHeaderSize]byte
 	if pos+BlockHeaderSize > r.size {
 		return errf(ErrTruncated, "block header runs past the end of the file (%d bytes)", r.size)
@@ -262,20 +267,28 @@ func (r *Reader) readBlockAt(buf *blockBuf, dec *decompressor, pos, limit int64)
 	if cap(buf.stored) < int(bh.Size) {
 		buf.stored = make([]byte, bh.Size)
 	}
-	stored := buf.stored[:bh.Size]
-	if _, err := r.ra.ReadAt(stored, pos+BlockHeaderSize); err != nil {
+	buf.stored = buf.stored[:bh.Size]
+	if _, err := r.ra.ReadAt(buf.stored, pos+BlockHeaderSize); err != nil {
 		return fmt.Errorf("reading block payload: %w", err)
 	}
-	plain, err := dec.decompress(buf.plain, stored)
+	buf.block.Offset = pos
+	buf.block.Header = bh
+	buf.block.Data = nil
+	return nil
+}
+
+// decodeBlock decompresses the stored payload in buf and, for type-3
+// blocks, checks the record framing.
+func (r *Reader) decodeBlock(buf *blockBuf, dec *decompressor) error {
+	plain, err := dec.decompress(buf.plain, buf.stored)
 	if err != nil {
 		return err
 	}
 	if r.hdr.Compression != CompressNone {
 		buf.plain = plain[:0]
 	}
-	buf.block.Offset = pos
-	buf.block.Header = bh
 	buf.block.Data = plain
+	bh := buf.block.Header
 	if bh.Type == BlockTypeData {
 		if ro, err := walkRecords(plain, bh.NumRecords, nil); err != nil {
 			return &recordError{off: ro, err: err}
@@ -284,7 +297,15 @@ func (r *Reader) readBlockAt(buf *blockBuf, dec *decompressor, pos, limit int64)
 	return nil
 }
 
-// recordError carries a payload offset out of readBlockAt.
+// readBlockAt reads and decodes one block (used for the appendix).
+func (r *Reader) readBlockAt(buf *blockBuf, dec *decompressor, pos, limit int64) error {
+	if err := r.readRawAt(buf, pos, limit); err != nil {
+		return err
+	}
+	return r.decodeBlock(buf, dec)
+}
+
+// recordError carries a payload offset out of decodeBlock.
 type recordError struct {
 	off int
 	err error
@@ -293,8 +314,18 @@ type recordError struct {
 func (e *recordError) Error() string { return e.err.Error() }
 func (e *recordError) Unwrap() error { return e.err }
 
-// produce reads the next data block into buf, or returns io.EOF.
-func (r *Reader) produce(st *producerState, buf *blockBuf) error {
+// blockErr turns an error about the block at index/pos into a FormatError.
+func (r *Reader) blockErr(index int, pos int64, err error) error {
+	var re *recordError
+	if errors.As(err, &re) {
+		return &FormatError{File: r.name, Block: index, Offset: pos, RecordOffset: re.off, Err: re.err}
+	}
+	return r.fmtErr(index, pos, err)
+}
+
+// readNextRaw reads the raw next data block into buf, or returns io.EOF
+// after the last one (checking that the data blocks end at the appendix).
+func (r *Reader) readNextRaw(st *producerState, buf *blockBuf) error {
 	if st.index >= int(r.hdr.NumBlocks) {
 		if r.hdr.AppendixBlocks > 0 && st.pos != r.hdr.OffAppendix {
 			return r.fmtErr(st.index, st.pos, errf(ErrCorrupt, "the %d data blocks end at offset %d, but the appendix starts at %d", r.hdr.NumBlocks, st.pos, r.hdr.OffAppendix))
@@ -305,12 +336,8 @@ func (r *Reader) produce(st *producerState, buf *blockBuf) error {
 	if r.hdr.AppendixBlocks > 0 {
 		limit = r.hdr.OffAppendix
 	}
-	if err := r.readBlockAt(buf, st.dec, st.pos, limit); err != nil {
-		var re *recordError
-		if errors.As(err, &re) {
-			return &FormatError{File: r.name, Block: st.index, Offset: st.pos, RecordOffset: re.off, Err: re.err}
-		}
-		return r.fmtErr(st.index, st.pos, err)
+	if err := r.readRawAt(buf, st.pos, limit); err != nil {
+		return r.blockErr(st.index, st.pos, err)
 	}
 	buf.block.Index = st.index
 	st.index++
@@ -322,24 +349,58 @@ func (r *Reader) nextSync() (*Block, error) {
 	if r.syncBuf == nil {
 		r.syncBuf = &blockBuf{}
 	}
-	if err := r.produce(&r.syncState, r.syncBuf); err != nil {
+	buf := r.syncBuf
+	if err := r.readNextRaw(&r.syncState, buf); err != nil {
 		return nil, err
 	}
-	return &r.syncBuf.block, nil
+	if err := r.decodeBlock(buf, r.syncState.dec); err != nil {
+		return nil, r.blockErr(buf.block.Index, buf.block.Offset, err)
+	}
+	return &buf.block, nil
 }
 
-func (r *Reader) startReadAhead(n int) {
+// job is one block on its way through the read-ahead pipeline.
+type job struct {
+	buf  *blockBuf
+	err  error
+	done chan struct{} // closed when a worker has decoded buf (or err is set)
+}
+
+// startReadAhead starts one goroutine reading raw blocks in file order and
+// workers decompressing them in parallel. Jobs are queued in order, so the
+// caller gets blocks in file order; at most depth blocks are in flight.
+func (r *Reader) startReadAhead(depth, workers int) {
 	r.readAhead = true
-	r.results = make(chan blockResult, n)
-	r.free = make(chan *blockBuf, n+1)
+	r.results = make(chan *job, depth)
+	jobs := make(chan *job, depth)
+	r.free = make(chan *blockBuf, depth+1)
 	r.done = make(chan struct{})
-	for i := 0; i < n+1; i++ {
+	for i := 0; i < depth+1; i++ {
 		r.free <- &blockBuf{}
 	}
-	r.wg.Add(1)
+	r.wg.Add(1 + workers)
+	for w := 0; w < workers; w++ {
+		dec := r.syncState.dec
+		if w > 0 {
+			dec, _ = newDecompressor(r.hdr.Compression) // validated in NewReader
+		}
+		go func() {
+			defer r.wg.Done()
+			if w > 0 {
+				defer dec.close()
+			}
+			for j := range jobs {
+				if err := r.decodeBlock(j.buf, dec); err != nil {
+					j.err = r.blockErr(j.buf.block.Index, j.buf.block.Offset, err)
+				}
+				close(j.done)
+			}
+		}()
+	}
 	go func() {
 		defer r.wg.Done()
 		defer close(r.results)
+		defer close(jobs)
 		st := &r.syncState
 		for {
 			var buf *blockBuf
@@ -348,16 +409,24 @@ func (r *Reader) startReadAhead(n int) {
 			case <-r.done:
 				return
 			}
-			err := r.produce(st, buf)
-			if err != nil {
-				buf = nil
+			j := &job{buf: buf, done: make(chan struct{})}
+			readErr := r.readNextRaw(st, buf)
+			if readErr != nil {
+				j.err = readErr
+				close(j.done)
+			} else {
+				select {
+				case jobs <- j:
+				case <-r.done:
+					return
+				}
 			}
 			select {
-			case r.results <- blockResult{buf: buf, err: err}:
+			case r.results <- j:
 			case <-r.done:
 				return
 			}
-			if err != nil {
+			if readErr != nil {
 				return
 			}
 		}
@@ -369,15 +438,16 @@ func (r *Reader) nextAsync() (*Block, error) {
 		r.free <- r.held
 		r.held = nil
 	}
-	res, ok := <-r.results
+	j, ok := <-r.results
 	if !ok {
 		return nil, io.EOF
 	}
-	if res.err != nil {
-		return nil, res.err
+	<-j.done
+	if j.err != nil {
+		return nil, j.err
 	}
-	r.held = res.buf
-	return &res.buf.block, nil
+	r.held = j.buf
+	return &j.buf.block, nil
 }
 
 // NextBlock returns the next data block, of any type, or io.EOF after the

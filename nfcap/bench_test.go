@@ -1,0 +1,57 @@
+package nfcap_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/netdumper/netdumper/internal/fixtures"
+	"github.com/netdumper/netdumper/nfcap"
+)
+
+// benchFile returns a large benchmark file made by
+// `make bench-data` (../shared/fixtures/make-fixtures.sh --bench), or skips.
+// NETDUMPER_BENCH_DATA overrides the directory (default bench/data).
+func benchFile(b *testing.B, name string) string {
+	dir := os.Getenv("NETDUMPER_BENCH_DATA")
+	if dir == "" {
+		root, err := fixtures.ModuleRoot()
+		if err != nil {
+			b.Fatal(err)
+		}
+		dir = filepath.Join(root, "bench", "data")
+	}
+	p := filepath.Join(dir, name)
+	if _, err := os.Stat(p); err != nil {
+		b.Skipf("benchmark file %s missing: run make bench-data (%v)", p, err)
+	}
+	return p
+}
+
+// BenchmarkReadFlows decodes every flow of the 1M-record benchmark file in
+// each compression. Convert the LZ4 file with `nfdump -r IN -w OUT -z|-j`
+// (or no flag for none) to get v9-bench-1000000.{none,lzo,bz2}.nf.
+func BenchmarkReadFlows(b *testing.B) {
+	for _, comp := range []string{"none", "lzo", "lz4", "bz2"} {
+		b.Run(comp, func(b *testing.B) {
+			path := benchFile(b, "v9-bench-1000000."+comp+".nf")
+			fi, _ := os.Stat(path)
+			b.SetBytes(fi.Size())
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				r, err := nfcap.OpenFile(path, nfcap.ReaderOptions{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				n := 0
+				for f, err := range r.Flows() {
+					if err != nil {
+						b.Fatal(err)
+					}
+					n += int(f.Proto)
+				}
+				r.Close()
+			}
+		})
+	}
+}
