@@ -305,4 +305,3 @@ func appendBlock(b []byte, numRecords uint32, typ uint16, payload []byte) []byte
 func putU32(b []byte, v uint32) {
 	b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
 }
-func putU16(b []byte, v uint16) { b[0], b[1] = byte(v), byte(v>>8) }
