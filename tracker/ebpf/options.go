@@ -1,0 +1,61 @@
+package ebpf
+
+import "log/slog"
+
+// Defaults for Options.
+const (
+	DefaultRingBufferBytes = 512 << 10
+	DefaultConversations   = 16384
+	// maxRingBufferBytes and maxConversations cap the options.
+	maxRingBufferBytes = 256 << 20
+	maxConversations   = 1 << 22
+)
+
+// Options configure Open. The zero value is ready to use.
+type Options struct {
+	// CgroupPath is the cgroup v2 directory the cgroup programs attach to;
+	// they see the sockets of every process in it and its descendants.
+	// Empty means the root of the cgroup v2 hierarchy: the first cgroup2
+	// mount with root "/" in /proc/self/mountinfo or, when none is
+	// mounted, a private cgroup2 mount made for the attachment and removed
+	// right after it (the attachment holds the cgroup, not the mount).
+	CgroupPath string
+	// KernelBTF is a BTF file describing the running kernel, for kernels
+	// built without /sys/kernel/btf/vmlinux. Empty means the kernel's own.
+	// A path that cannot be read makes Open fail with ErrUnsupported,
+	// which also lets tests simulate a host without BTF.
+	KernelBTF string
+	// RingBufferBytes is the size of the kernel-to-user ring buffer: a
+	// power of two, at least a page. Zero means DefaultRingBufferBytes.
+	// Each record takes 144 bytes.
+	RingBufferBytes int
+	// Conversations is how many UDP (socket, peer) pairs the kernel
+	// remembers so that each is reported once (an LRU). Zero means
+	// DefaultConversations.
+	Conversations int
+	// Logger receives load and attach details; nil discards them.
+	Logger *slog.Logger
+}
+
+// Stats are the source's counters since Open.
+type Stats struct {
+	// Events is the number of events delivered to Run's callback.
+	Events uint64
+	// Submitted is the number of records the kernel wrote to the ring
+	// buffer (Events lags it by what is still queued).
+	Submitted uint64
+	// RingbufDrops is the number of records lost because the ring buffer
+	// was full (the consumer fell behind).
+	RingbufDrops uint64
+	// KernelDrops counts in-kernel failures that lose information: an
+	// owner that could not be stored with its socket (sk_storage
+	// allocation) or a conversation that could not be remembered (so it
+	// may be reported again).
+	KernelDrops uint64
+	// Unowned is the number of records without an owner (sockets created
+	// before Open, or a lost owner).
+	Unowned uint64
+	// Lost is the number of records discarded in user space because they
+	// could not be decoded.
+	Lost uint64
+}
