@@ -87,6 +87,7 @@ const (
 	netdumperProgNdSockRelease = "nd_sock_release"
 	netdumperProgNdState       = "nd_state"
 	netdumperVarUnusedEvent    = "unused_event"
+	netdumperVarWakeBytes      = "wake_bytes"
 )
 
 // loadNetdumper returns the embedded CollectionSpec for netdumper.
@@ -157,6 +158,7 @@ type netdumperMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type netdumperVariableSpecs struct {
 	UnusedEvent *ebpf.VariableSpec `ebpf:"unused_event"`
+	WakeBytes   *ebpf.VariableSpec `ebpf:"wake_bytes"`
 }
 
 // netdumperObjects contains all objects after they have been loaded into the kernel.
@@ -199,6 +201,7 @@ func (m *netdumperMaps) Close() error {
 // It can be passed to loadNetdumperObjects or ebpf.CollectionSpec.LoadAndAssign.
 type netdumperVariables struct {
 	UnusedEvent *ebpf.Variable `ebpf:"unused_event"`
+	WakeBytes   *ebpf.Variable `ebpf:"wake_bytes"`
 }
 
 // netdumperPrograms contains all programs after they have been loaded into the kernel.

@@ -1,11 +1,16 @@
 package ebpf
 
-import "log/slog"
+import (
+	"log/slog"
+	"time"
+)
 
 // Defaults for Options.
 const (
 	DefaultRingBufferBytes = 512 << 10
 	DefaultConversations   = 16384
+	DefaultPollInterval    = 50 * time.Millisecond
+	maxPollInterval        = time.Second
 	// maxRingBufferBytes and maxConversations cap the options.
 	maxRingBufferBytes = 256 << 20
 	maxConversations   = 1 << 22
@@ -33,6 +38,12 @@ type Options struct {
 	// remembers so that each is reported once (an LRU). Zero means
 	// DefaultConversations.
 	Conversations int
+	// PollInterval is how long a record may wait in the ring buffer: the
+	// kernel queues records without waking the reader (a wakeup per
+	// record costs more than the rest of the work) unless a quarter of
+	// the buffer is full, and Run collects them at this interval. Zero
+	// means DefaultPollInterval; at most a second.
+	PollInterval time.Duration
 	// Logger receives load and attach details; nil discards them.
 	Logger *slog.Logger
 }
@@ -58,4 +69,9 @@ type Stats struct {
 	// Lost is the number of records discarded in user space because they
 	// could not be decoded.
 	Lost uint64
+	// Missed is the number of times the kernel skipped the TCP state
+	// program because it was already running on that CPU (a softirq
+	// interrupting it mid-run); each may have lost a TCP event. It needs
+	// Linux 5.12.
+	Missed uint64
 }

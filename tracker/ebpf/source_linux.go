@@ -46,11 +46,15 @@ type Source struct {
 	objs  netdumperObjects
 	links []link.Link
 	rd    *ringbuf.Reader
+	poll  time.Duration
 
 	delivered atomic.Uint64
 	lost      atomic.Uint64
 	running   atomic.Bool
 
+	// mu guards the kernel objects against Close while Stats reads them.
+	mu        sync.RWMutex
+	closed    bool
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -72,6 +76,13 @@ func Open(opts Options) (_ *Source, err error) {
 	if ringBytes < os.Getpagesize() || ringBytes > maxRingBufferBytes || ringBytes&(ringBytes-1) != 0 {
 		return nil, fmt.Errorf("ebpf options: ring buffer of %d bytes: want a power of two from %d to %d",
 			ringBytes, os.Getpagesize(), maxRingBufferBytes)
+	}
+	poll := opts.PollInterval
+	if poll == 0 {
+		poll = DefaultPollInterval
+	}
+	if poll < 0 || poll > maxPollInterval {
+		return nil, fmt.Errorf("ebpf options: poll interval %v: want up to %v", poll, maxPollInterval)
 	}
 	convs := opts.Conversations
 	if convs == 0 {
@@ -103,8 +114,11 @@ func Open(opts Options) (_ *Source, err error) {
 	}
 	spec.Maps[netdumperMapEvents].MaxEntries = uint32(ringBytes)
 	spec.Maps[netdumperMapConvs].MaxEntries = uint32(convs)
+	if err := spec.Variables[netdumperVarWakeBytes].Set(uint64(ringBytes / 4)); err != nil {
+		return nil, unsupported("embedded BPF object", err)
+	}
 
-	s := &Source{log: log}
+	s := &Source{log: log, poll: poll}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -274,10 +288,11 @@ func attachReason(what string, err error) string {
 }
 
 // Run reads events and calls fn for each, in order, from the calling
-// goroutine, until ctx is done (it returns ctx.Err()) or the Source is
-// closed (it returns ErrClosed). fn should be quick: while it runs, new
-// events wait in the ring buffer, and when the buffer is full the kernel
-// drops them (Stats.RingbufDrops).
+// goroutine, until ctx is done (it then delivers what is already queued
+// and returns ctx.Err()) or the Source is closed (it returns ErrClosed).
+// Events reach fn within Options.PollInterval. fn should be quick: while
+// it runs, new events wait in the ring buffer, and when the buffer is
+// full the kernel drops them (Stats.RingbufDrops).
 func (s *Source) Run(ctx context.Context, fn func(ConnEvent)) error {
 	if s.rd == nil {
 		return ErrClosed
@@ -299,14 +314,23 @@ func (s *Source) Run(ctx context.Context, fn func(ConnEvent)) error {
 	}
 	epochAt := time.Now()
 	var rec ringbuf.Record
+	s.rd.SetDeadline(time.Now().Add(s.poll))
 	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
 		err := s.rd.ReadInto(&rec)
 		switch {
 		case err == nil:
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// Everything queued without a wakeup has been read.
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			s.rd.SetDeadline(time.Now().Add(s.poll))
+			continue
 		case errors.Is(err, ringbuf.ErrFlushed):
+			// ctx is done and what was queued then has been delivered.
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			continue
 		case errors.Is(err, os.ErrClosed):
 			return ErrClosed
@@ -331,10 +355,13 @@ func (s *Source) Run(ctx context.Context, fn func(ConnEvent)) error {
 }
 
 // Stats returns the counters. It reads the kernel's per-CPU counters, so
-// it costs a system call; call it at scrape time, not per event.
+// it costs a few system calls; call it at scrape time, not per event.
+// After Close it returns the user-space counters only.
 func (s *Source) Stats() Stats {
 	st := Stats{Events: s.delivered.Load(), Lost: s.lost.Load()}
-	if s.objs.Stats == nil {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed || s.objs.Stats == nil || s.objs.NdState == nil {
 		return st
 	}
 	var k [statMax]uint64
@@ -347,6 +374,9 @@ func (s *Source) Stats() Stats {
 			k[i] += v
 		}
 	}
+	if ps, err := s.objs.NdState.Stats(); err == nil {
+		st.Missed = ps.RecursionMisses
+	}
 	st.Submitted = k[statEvents]
 	st.RingbufDrops = k[statRingbufFull]
 	st.KernelDrops = k[statNoStorage] + k[statDedupFull]
@@ -358,6 +388,9 @@ func (s *Source) Stats() Stats {
 // to call more than once.
 func (s *Source) Close() error {
 	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.closed = true
 		var errs []error
 		if s.rd != nil {
 			errs = append(errs, s.rd.Close())

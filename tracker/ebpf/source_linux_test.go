@@ -545,6 +545,8 @@ func TestFallback(t *testing.T) {
 		{name: "corrupt BTF file", opts: Options{KernelBTF: garbage}, reason: "kernel BTF"},
 		{name: "not a cgroup2 directory", opts: Options{CgroupPath: t.TempDir()}, reason: "not a cgroup v2 directory"},
 		{name: "bad ring size", opts: Options{RingBufferBytes: 1000}, reason: "ring buffer", notTyped: true},
+		{name: "bad poll interval", opts: Options{PollInterval: time.Hour}, reason: "poll interval", notTyped: true},
+		{name: "bad conversations", opts: Options{Conversations: -1}, reason: "conversations", notTyped: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.opts.CgroupPath != "" {
@@ -617,4 +619,98 @@ exec "$1"`
 	if len(after) > len(before) {
 		t.Errorf("private mount directories left behind: %v", after)
 	}
+}
+
+// TestInheritedUDPSocket: a UDP socket made and bound by this process and
+// used by a child (fd inheritance, as pre-forked servers do) is attributed
+// to the child that sends, not to the binder: sendmsg4 re-records the
+// owner when another process sends.
+func TestInheritedUDPSocket(t *testing.T) {
+	_, col := startSource(t, Options{})
+	dir := buildHelpers(t)
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	server := netip.MustParseAddrPort(pc.LocalAddr().String())
+	mine, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mine.Close()
+	local := netip.MustParseAddrPort(mine.LocalAddr().String())
+	f, err := mine.File() // a duplicate descriptor for the child's fd 3
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+
+	cmd := exec.Command(filepath.Join(dir, "nd-bpf-udpcli"), server.String(), "inherited")
+	cmd.ExtraFiles = []*os.File{f}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	dg := col.waitN(t, 1, "datagram", func(e *ConnEvent) bool {
+		return e.Kind == KindDatagram && e.Local == local && e.Remote == server
+	})[0]
+	want := seen{Kind: KindDatagram, Proto: ProtoUDP, Local: local, Remote: server, State: StateClose,
+		TGID: int32(cmd.Process.Pid), Comm: "nd-bpf-udpcli", Hook: HookSendmsg}
+	if diff := diffSeen(want, project(&dg)); diff != "" {
+		t.Errorf("datagram event (-want +got):\n%s", diff)
+	}
+}
+
+// TestPreexistingSockets: sockets made before Open have no recorded owner;
+// their events come with a nil Owner, and they still get a KindClose.
+func TestPreexistingSockets(t *testing.T) {
+	needRoot(t)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	udpSock, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udpSock.Close()
+	_, col := startSource(t, Options{})
+
+	server := netip.MustParseAddrPort(ln.Addr().String())
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c
+		}
+		close(accepted)
+	}()
+	c, err := net.Dial("tcp4", server.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := netip.MustParseAddrPort(c.LocalAddr().String())
+	if sc := <-accepted; sc != nil {
+		sc.Close()
+	}
+	c.Close()
+	acc := col.waitN(t, 1, "accept", func(e *ConnEvent) bool { return e.Kind == KindAccept && e.Remote == client })[0]
+	if acc.Owner != nil {
+		t.Errorf("accept on a listener older than Open: owner %+v, want nil", acc.Owner)
+	}
+	col.waitN(t, 1, "close of the accepted socket", func(e *ConnEvent) bool {
+		return e.Kind == KindClose && e.Cookie == acc.Cookie && e.Owner == nil
+	})
+
+	local := netip.MustParseAddrPort(udpSock.LocalAddr().String())
+	if _, err := udpSock.WriteToUDPAddrPort([]byte("x"), server); err != nil {
+		t.Fatal(err)
+	}
+	dg := col.waitN(t, 1, "datagram", func(e *ConnEvent) bool { return e.Kind == KindDatagram && e.Local == local })[0]
+	if dg.Owner == nil || dg.Owner.TGID != int32(os.Getpid()) {
+		t.Errorf("datagram from an older socket: %s, want this process (sendmsg4 records the sender)", dg.String())
+	}
+	udpSock.Close()
+	col.waitN(t, 1, "close of the UDP socket", func(e *ConnEvent) bool { return e.Kind == KindClose && e.Cookie == dg.Cookie })
 }

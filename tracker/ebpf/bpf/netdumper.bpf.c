@@ -154,6 +154,14 @@ struct {
 /* Referenced so that the record type is in BTF (bpf2go -type event). */
 const struct event *unused_event __attribute__((unused));
 
+/*
+ * Records are submitted without waking the reader, which collects them
+ * every Options.PollInterval, unless at least wake_bytes are waiting: a
+ * wakeup (irq_work) per record would cost more than the rest of the
+ * program. Set by Open before loading.
+ */
+const volatile __u64 wake_bytes = 128 * 1024;
+
 static __always_inline void count(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
@@ -239,7 +247,11 @@ static __always_inline void set_owner(struct event *e, const struct owner *o)
 
 static __always_inline void submit(struct event *e)
 {
-	bpf_ringbuf_submit(e, 0);
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wake_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
 	count(STAT_EVENTS);
 }
 
@@ -445,7 +457,8 @@ int nd_egress(struct __sk_buff *skb)
 	e = new_event(KIND_DATAGRAM, IPPROTO_UDP, now);
 	if (!e)
 		return 1;
-	o = bpf_sk_storage_get(&owners, sk, 0, 0);
+	/* Created (ownerless) when missing, to remember F_REPORTED. */
+	o = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	e->family = key.family;
 	__builtin_memcpy(e->laddr, laddr, 16);
 	__builtin_memcpy(e->raddr, key.raddr, 16);
@@ -572,9 +585,11 @@ int nd_state(__u64 *ctx)
 
 	switch (oldstate) {
 	case TCP_SYN_SENT:
-		/* SYN-ACK or RST processed, usually in softirq: owner from storage. */
-		o = bpf_sk_storage_get(&owners, sk, 0, 0);
-		emit_tcp(sk, o, KIND_CONNECT, newstate, o ? o->since : now);
+		/* SYN-ACK or RST processed, usually in softirq: owner from
+		 * storage (created ownerless when missing, to remember
+		 * F_REPORTED). */
+		o = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		emit_tcp(sk, o, KIND_CONNECT, newstate, o && o->since ? o->since : now);
 		return 0;
 	case TCP_LISTEN:
 		if (newstate != TCP_SYN_RECV)
@@ -588,8 +603,8 @@ int nd_state(__u64 *ctx)
 		}
 		return 0;
 	case TCP_SYN_RECV:
-		o = bpf_sk_storage_get(&owners, sk, 0, 0);
-		emit_tcp(sk, o, KIND_ACCEPT, newstate, o ? o->since : now);
+		o = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		emit_tcp(sk, o, KIND_ACCEPT, newstate, o && o->since ? o->since : now);
 		return 0;
 	}
 

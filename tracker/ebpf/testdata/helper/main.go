@@ -4,8 +4,10 @@
 // says what it is:
 //
 //	nd-bpf-tcpcli ADDR [wait]          connect, send a byte, close
-//	nd-bpf-udpcli ADDR sendto|connect [wait]
+//	nd-bpf-udpcli ADDR sendto|connect|inherited [wait]
 //	                                   send one datagram from an unbound socket
+//	                                   (inherited: sendto from fd 3, a socket
+//	                                   the parent made)
 //	nd-bpf-tcpsrv NETWORK              listen on loopback, accept until stdin closes
 //	nd-bpf-open                        Open the source, check it sees itself, Close
 //
@@ -60,7 +62,7 @@ func run(name string, args []string) error {
 		if len(args) < 2 {
 			return errors.New("usage: nd-bpf-udpcli ADDR sendto|connect [wait]")
 		}
-		local, err := udpOnce(args[0], args[1] == "connect")
+		local, err := udpOnce(args[0], args[1])
 		if err != nil {
 			return err
 		}
@@ -86,9 +88,9 @@ func maybeWait(args []string) error {
 }
 
 // udpOnce sends one datagram to addr from a fresh socket that is never
-// bound explicitly: with sendto(2) the kernel binds it on the fly, with
-// connect(2) at connect time.
-func udpOnce(addr string, connect bool) (netip.AddrPort, error) {
+// bound explicitly (mode sendto: the kernel binds it on the fly; connect:
+// at connect time), or with sendto(2) from the inherited fd 3 (inherited).
+func udpOnce(addr, mode string) (netip.AddrPort, error) {
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil {
 		return netip.AddrPort{}, err
@@ -99,12 +101,15 @@ func udpOnce(addr string, connect bool) (netip.AddrPort, error) {
 		family = unix.AF_INET
 		sa = &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
 	}
-	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return netip.AddrPort{}, err
+	fd := 3
+	if mode != "inherited" {
+		fd, err = unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return netip.AddrPort{}, err
+		}
 	}
 	defer unix.Close(fd)
-	if connect {
+	if mode == "connect" {
 		if err := unix.Connect(fd, sa); err != nil {
 			return netip.AddrPort{}, err
 		}
