@@ -32,6 +32,8 @@
 // BTF) loads cgroup socket programs and BTF tracepoints; it refuses
 // kprobes and fentry/fexit. So the programs use:
 //
+//   - cgroup/sock_create (UDP only): socket(2). Records the creator, so
+//     every UDP socket has an owner before it sends.
 //   - cgroup/post_bind4|6: bind(2), after the port is chosen. Records the
 //     owner and reports KindBind.
 //   - tp_btf/inet_sock_set_state, TCP only: CLOSE->SYN_SENT (connect(2),
@@ -48,7 +50,10 @@
 //     reported here.
 //   - cgroup/sendmsg4|6: runs for every sendto(2) on an unconnected UDP
 //     socket; records the owner when the sending process differs from the
-//     recorded one (a cheap tgid compare otherwise).
+//     recorded one (a cheap tgid compare otherwise), so a socket passed to
+//     or inherited by another process is attributed to the sender. The
+//     kernel locks the socket around this hook; Options.NoSendmsgHook
+//     leaves it out (see there for the trade).
 //   - cgroup_skb/egress (UDP only): the first datagram of a socket to each
 //     peer reports KindDatagram with the packet's real source address and
 //     port (the socket may be bound to the wildcard). An LRU hash of
@@ -79,7 +84,8 @@
 // The rule is therefore:
 //
 //   - The current task is read only in hooks that run in the system call
-//     of the process operating on the socket: post_bind (bind), connect4|6
+//     of the process operating on the socket: sock_create (socket; the
+//     kernel skips it for its own sockets), post_bind (bind), connect4|6
 //     (connect), sendmsg4|6 (sendto), and the CLOSE->SYN_SENT and
 //     CLOSE->LISTEN transitions, which the kernel makes only from
 //     connect(2)/sendmsg(2) and listen(2).

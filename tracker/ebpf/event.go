@@ -53,11 +53,12 @@ const (
 	HookListen  Hook = 2 // listen(2)
 	HookConnect Hook = 3 // connect(2) (TCP, UDP) or a TCP fast-open sendmsg
 	HookSendmsg Hook = 4 // sendto(2)/sendmsg(2) on an unconnected UDP socket
+	HookCreate  Hook = 5 // socket(2) of a UDP socket
 )
 
-var hookNames = [...]string{"", "bind", "listen", "connect", "sendmsg"}
+var hookNames = [...]string{"", "bind", "listen", "connect", "sendmsg", "create"}
 
-// String returns "bind", "listen", "connect" or "sendmsg".
+// String returns "bind", "listen", "connect", "sendmsg" or "create".
 func (h Hook) String() string {
 	if int(h) < len(hookNames) && h != 0 {
 		return hookNames[h]

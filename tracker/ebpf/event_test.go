@@ -150,6 +150,7 @@ func TestNames(t *testing.T) {
 		{HookListen.String(), "listen"},
 		{HookConnect.String(), "connect"},
 		{HookSendmsg.String(), "sendmsg"},
+		{HookCreate.String(), "create"},
 		{Hook(9).String(), "hook(9)"},
 	} {
 		if tc.got != tc.want {

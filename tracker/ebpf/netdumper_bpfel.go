@@ -84,6 +84,7 @@ const (
 	netdumperProgNdPostBind6   = "nd_post_bind6"
 	netdumperProgNdSendmsg4    = "nd_sendmsg4"
 	netdumperProgNdSendmsg6    = "nd_sendmsg6"
+	netdumperProgNdSockCreate  = "nd_sock_create"
 	netdumperProgNdSockRelease = "nd_sock_release"
 	netdumperProgNdState       = "nd_state"
 	netdumperVarUnusedEvent    = "unused_event"
@@ -139,6 +140,7 @@ type netdumperProgramSpecs struct {
 	NdPostBind6   *ebpf.ProgramSpec `ebpf:"nd_post_bind6"`
 	NdSendmsg4    *ebpf.ProgramSpec `ebpf:"nd_sendmsg4"`
 	NdSendmsg6    *ebpf.ProgramSpec `ebpf:"nd_sendmsg6"`
+	NdSockCreate  *ebpf.ProgramSpec `ebpf:"nd_sock_create"`
 	NdSockRelease *ebpf.ProgramSpec `ebpf:"nd_sock_release"`
 	NdState       *ebpf.ProgramSpec `ebpf:"nd_state"`
 }
@@ -215,6 +217,7 @@ type netdumperPrograms struct {
 	NdPostBind6   *ebpf.Program `ebpf:"nd_post_bind6"`
 	NdSendmsg4    *ebpf.Program `ebpf:"nd_sendmsg4"`
 	NdSendmsg6    *ebpf.Program `ebpf:"nd_sendmsg6"`
+	NdSockCreate  *ebpf.Program `ebpf:"nd_sock_create"`
 	NdSockRelease *ebpf.Program `ebpf:"nd_sock_release"`
 	NdState       *ebpf.Program `ebpf:"nd_state"`
 }
@@ -228,6 +231,7 @@ func (p *netdumperPrograms) Close() error {
 		p.NdPostBind6,
 		p.NdSendmsg4,
 		p.NdSendmsg6,
+		p.NdSockCreate,
 		p.NdSockRelease,
 		p.NdState,
 	)

@@ -131,7 +131,7 @@ func Open(opts Options) (_ *Source, err error) {
 		return nil, unsupported(loadReason(err), err)
 	}
 
-	if err := s.attachCgroup(opts.CgroupPath); err != nil {
+	if err := s.attachCgroup(opts.CgroupPath, opts.NoSendmsgHook); err != nil {
 		return nil, err
 	}
 	l, err := link.AttachTracing(link.TracingOptions{Program: s.objs.NdState, AttachType: cebpf.AttachTraceRawTp})
@@ -160,6 +160,7 @@ func (s *Source) cgroupPrograms() []struct {
 		prog   *cebpf.Program
 		attach cebpf.AttachType
 	}{
+		{"cgroup/sock_create", p.NdSockCreate, cebpf.AttachCGroupInetSockCreate},
 		{"cgroup/post_bind4", p.NdPostBind4, cebpf.AttachCGroupInet4PostBind},
 		{"cgroup/post_bind6", p.NdPostBind6, cebpf.AttachCGroupInet6PostBind},
 		{"cgroup/connect4", p.NdConnect4, cebpf.AttachCGroupInet4Connect},
@@ -173,7 +174,7 @@ func (s *Source) cgroupPrograms() []struct {
 
 // attachCgroup attaches the cgroup programs to path, or to the root of
 // the cgroup v2 hierarchy when path is empty.
-func (s *Source) attachCgroup(path string) error {
+func (s *Source) attachCgroup(path string, noSendmsg bool) error {
 	if path == "" {
 		var cleanup func()
 		var err error
@@ -186,6 +187,9 @@ func (s *Source) attachCgroup(path string) error {
 		return err
 	}
 	for _, p := range s.cgroupPrograms() {
+		if noSendmsg && (p.attach == cebpf.AttachCGroupUDP4Sendmsg || p.attach == cebpf.AttachCGroupUDP6Sendmsg) {
+			continue
+		}
 		l, err := link.AttachCgroup(link.CgroupOptions{Path: path, Attach: p.attach, Program: p.prog})
 		if err != nil {
 			return unsupported(attachReason(p.name, err), err)
@@ -410,7 +414,7 @@ func (s *Source) programIDs() ([]cebpf.ProgramID, error) {
 	var ids []cebpf.ProgramID
 	for _, p := range []*cebpf.Program{s.objs.NdState, s.objs.NdPostBind4, s.objs.NdPostBind6,
 		s.objs.NdConnect4, s.objs.NdConnect6, s.objs.NdSendmsg4, s.objs.NdSendmsg6,
-		s.objs.NdSockRelease, s.objs.NdEgress} {
+		s.objs.NdSockRelease, s.objs.NdEgress, s.objs.NdSockCreate} {
 		info, err := p.Info()
 		if err != nil {
 			return nil, err

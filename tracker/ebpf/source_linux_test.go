@@ -144,9 +144,9 @@ func TestUDPClientOneDatagram(t *testing.T) {
 		state                       uint8
 		hook                        Hook
 	}{
-		{"ipv4 sendto", "udp4", "127.0.0.1:0", "sendto", StateClose, HookSendmsg},
+		{"ipv4 sendto", "udp4", "127.0.0.1:0", "sendto", StateClose, HookCreate},
 		{"ipv4 connect", "udp4", "127.0.0.1:0", "connect", StateEstablished, HookConnect},
-		{"ipv6 sendto", "udp6", "[::1]:0", "sendto", StateClose, HookSendmsg},
+		{"ipv6 sendto", "udp6", "[::1]:0", "sendto", StateClose, HookCreate},
 		{"ipv6 connect", "udp6", "[::1]:0", "connect", StateEstablished, HookConnect},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -624,40 +624,56 @@ exec "$1"`
 // TestInheritedUDPSocket: a UDP socket made and bound by this process and
 // used by a child (fd inheritance, as pre-forked servers do) is attributed
 // to the child that sends, not to the binder: sendmsg4 re-records the
-// owner when another process sends.
+// owner when another process sends. With NoSendmsgHook it stays the
+// binder's.
 func TestInheritedUDPSocket(t *testing.T) {
-	_, col := startSource(t, Options{})
+	needRoot(t)
 	dir := buildHelpers(t)
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	server := netip.MustParseAddrPort(pc.LocalAddr().String())
-	mine, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mine.Close()
-	local := netip.MustParseAddrPort(mine.LocalAddr().String())
-	f, err := mine.File() // a duplicate descriptor for the child's fd 3
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	for _, tc := range []struct {
+		name      string
+		opts      Options
+		childOwns bool
+	}{
+		{"sendmsg hook", Options{}, true},
+		{"no sendmsg hook", Options{NoSendmsgHook: true}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, col := startSource(t, tc.opts)
+			pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pc.Close()
+			server := netip.MustParseAddrPort(pc.LocalAddr().String())
+			mine, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer mine.Close()
+			local := netip.MustParseAddrPort(mine.LocalAddr().String())
+			f, err := mine.File() // a duplicate descriptor for the child's fd 3
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
 
-	cmd := exec.Command(filepath.Join(dir, "nd-bpf-udpcli"), server.String(), "inherited")
-	cmd.ExtraFiles = []*os.File{f}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("child: %v\n%s", err, out)
-	}
-	dg := col.waitN(t, 1, "datagram", func(e *ConnEvent) bool {
-		return e.Kind == KindDatagram && e.Local == local && e.Remote == server
-	})[0]
-	want := seen{Kind: KindDatagram, Proto: ProtoUDP, Local: local, Remote: server, State: StateClose,
-		TGID: int32(cmd.Process.Pid), Comm: "nd-bpf-udpcli", Hook: HookSendmsg}
-	if diff := diffSeen(want, project(&dg)); diff != "" {
-		t.Errorf("datagram event (-want +got):\n%s", diff)
+			cmd := exec.Command(filepath.Join(dir, "nd-bpf-udpcli"), server.String(), "inherited")
+			cmd.ExtraFiles = []*os.File{f}
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("child: %v\n%s", err, out)
+			}
+			dg := col.waitN(t, 1, "datagram", func(e *ConnEvent) bool {
+				return e.Kind == KindDatagram && e.Local == local && e.Remote == server
+			})[0]
+			want := seen{Kind: KindDatagram, Proto: ProtoUDP, Local: local, Remote: server, State: StateClose,
+				TGID: int32(cmd.Process.Pid), Comm: "nd-bpf-udpcli", Hook: HookSendmsg}
+			if !tc.childOwns {
+				want.TGID, want.Comm, want.Hook = int32(os.Getpid()), selfComm(t), HookBind
+			}
+			if diff := diffSeen(want, project(&dg)); diff != "" {
+				t.Errorf("datagram event (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 

@@ -11,6 +11,7 @@
  * never from whatever task happens to be current.
  *
  * Hook                           context              does
+ * cgroup/sock_create (UDP only)  socket(2)            record owner
  * cgroup/post_bind4|6            bind(2)              record owner, emit BIND
  * cgroup/connect4|6 (UDP only)   connect(2)           record owner
  * cgroup/sendmsg4|6              sendto(2), UDP       record owner if the sender changed
@@ -52,6 +53,7 @@ enum {
 	HOOK_LISTEN = 2,
 	HOOK_CONNECT = 3,
 	HOOK_SENDMSG = 4,
+	HOOK_CREATE = 5,
 };
 
 /* Flags (event and owner). */
@@ -321,6 +323,22 @@ SEC("cgroup/post_bind6")
 int nd_post_bind6(struct bpf_sock *sk)
 {
 	on_bind(sk, 1);
+	return 1;
+}
+
+/* ---- UDP socket(2): remember the creator ---- */
+
+/* cgroup/sock_create runs in socket(2), in the caller's context; the kernel
+ * does not run it for its own sockets. It gives every UDP socket an owner
+ * before it sends, even when no later hook records one (an unbound socket
+ * whose sendto is not hooked, Options.NoSendmsgHook). */
+SEC("cgroup/sock_create")
+int nd_sock_create(struct bpf_sock *sk)
+{
+	struct owner cur = {};
+
+	if (sk->protocol == IPPROTO_UDP)
+		record_owner(sk, &cur, HOOK_CREATE, bpf_ktime_get_boot_ns());
 	return 1;
 }
 
