@@ -208,7 +208,11 @@ static __always_inline struct owner *record_owner(void *sk, struct owner *cur, _
 		count(STAT_NO_STORAGE);
 		return 0;
 	}
+	/* Keep what was reported about the socket; replace who owns it. */
 	cur->flags |= o->flags & F_REPORTED;
+	__builtin_memcpy(cur->laddr, o->laddr, 16);
+	cur->lport = o->lport;
+	cur->lfamily = o->lfamily;
 	*o = *cur;
 	return o;
 }
