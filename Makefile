@@ -66,3 +66,11 @@ demo: build
 
 clean:
 	rm -rf bin
+
+# generate rebuilds the committed eBPF objects of tracker/ebpf from their C
+# sources (needs clang and llvm-strip) and records their hashes, which
+# TestGeneratedCurrent (part of make test) checks.
+.PHONY: generate
+generate:
+	cd tracker/ebpf && $(GO) generate .
+	$(GO) test ./tracker/ebpf/ -run '^TestGeneratedCurrent$$' -update -count=1
