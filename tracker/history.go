@@ -1,35 +1,53 @@
 package tracker
 
 import (
+	"bytes"
 	"cmp"
 	"net/netip"
 	"slices"
 	"time"
 )
 
-// sockKey identifies a socket between scans.
+// endpoint is an address (16 bytes, IPv4 as IPv4-mapped) and a port
+// (big-endian): a compact, pointer-free map key.
+type endpoint [18]byte
+
+func endpointOf(ap netip.AddrPort) endpoint {
+	var e endpoint
+	if ap.Addr().IsValid() {
+		a := ap.Addr().As16()
+		copy(e[:16], a[:])
+	}
+	e[16], e[17] = byte(ap.Port()>>8), byte(ap.Port())
+	return e
+}
+
+func (e endpoint) port() uint16 { return uint16(e[16])<<8 | uint16(e[17]) }
+
+// sockKey identifies a socket between scans. The remote of an
+// unconnected socket is all zero.
 type sockKey struct {
-	netns  uint64
-	inode  uint64
-	local  netip.AddrPort
-	remote netip.AddrPort
 	proto  Proto
+	local  endpoint
+	remote endpoint
+	inode  uint64
+	netns  uint64
 }
 
 // connKey identifies a connection whatever its inode (an owned socket
 // that becomes an inode-0 TIME-WAIT or orphan keeps its connKey).
 type connKey struct {
-	netns  uint64
-	local  netip.AddrPort
-	remote netip.AddrPort
 	proto  Proto
+	local  endpoint
+	remote endpoint
+	netns  uint64
 }
 
 // portKey groups the unconnected sockets of a port.
 type portKey struct {
-	netns uint64
-	port  uint16
 	proto Proto
+	port  uint16
+	netns uint64
 }
 
 // entry is a tracked binding.
@@ -51,6 +69,10 @@ type entry struct {
 	cover     *entry
 	coverGen  uint64
 	coverWild bool
+	// View order bookkeeping: queued for the next merge, and whether
+	// the key changed since the entry took its place in order.
+	queued bool
+	moved  bool
 }
 
 // addrEntry is an address the host owns now.
@@ -75,6 +97,11 @@ type history struct {
 	last      time.Time // time of the last scan applied
 	prevRun   time.Time // last scan persisted by the previous run
 	recovered bool      // the next scan is the first after a restart
+
+	// order is the sorted view order as of the last bindings() call;
+	// queue holds the entries added or re-keyed since.
+	order []*entry
+	queue []*entry
 
 	// scratch, reused between scans
 	fresh []*entry
@@ -112,25 +139,30 @@ func normSocket(s Socket) Socket {
 	return s
 }
 
+// keyOf returns the key of a normalised socket.
 func keyOf(s *Socket) sockKey {
-	return sockKey{netns: s.NetNS, inode: s.Inode, local: s.Local, remote: s.Remote, proto: s.Proto}
+	k := sockKey{proto: s.Proto, local: endpointOf(s.Local), inode: s.Inode, netns: s.NetNS}
+	if s.Remote.IsValid() {
+		k.remote = endpointOf(s.Remote)
+	}
+	return k
 }
 
 func (k sockKey) conn() connKey {
-	return connKey{netns: k.netns, local: k.local, remote: k.remote, proto: k.proto}
+	return connKey{proto: k.proto, local: k.local, remote: k.remote, netns: k.netns}
 }
 
 func (k sockKey) port() portKey {
-	return portKey{netns: k.netns, port: k.local.Port(), proto: k.proto}
+	return portKey{proto: k.proto, port: k.local.port(), netns: k.netns}
 }
 
-func (k sockKey) connected() bool { return k.remote.IsValid() }
+func (k sockKey) connected() bool { return k.remote != endpoint{} }
 
 func compareKeys(a, b sockKey) int {
 	return cmp.Or(
 		cmp.Compare(a.proto, b.proto),
-		a.local.Compare(b.local),
-		a.remote.Compare(b.remote),
+		bytes.Compare(a.local[:], b.local[:]),
+		bytes.Compare(a.remote[:], b.remote[:]),
 		cmp.Compare(a.inode, b.inode),
 		cmp.Compare(a.netns, b.netns),
 	)
@@ -170,6 +202,7 @@ func (h *history) recover(bs []storedBinding, as []storedAddr, lastScan time.Tim
 
 func (h *history) add(e *entry) {
 	h.entries[e.key] = e
+	h.enqueue(e)
 	if e.key.connected() {
 		h.conns[e.key.conn()] = e
 	} else {
@@ -259,6 +292,8 @@ func (h *history) apply(snap *Snapshot, now time.Time) scanResult {
 			if e := h.conns[k.conn()]; e != nil && e.key.inode != 0 && e.seen != gen {
 				delete(h.entries, e.key)
 				e.key = k
+				e.moved = true
+				h.enqueue(e)
 				e.b.Inode = 0
 				e.b.State = n.sock.State
 				e.seen = gen
@@ -430,12 +465,12 @@ func (h *history) persist(e *entry, r *scanResult) {
 // the connection's local side would find: on the same address, or on a
 // wildcard while the host owns the connection's address.
 func (h *history) findCover(e *entry) (l *entry, wild bool) {
-	local := e.key.local.Addr()
+	local := e.b.Local.Addr()
 	for _, c := range h.unconn[e.key.port()] {
 		if c.dead || c.id == 0 || !c.b.State.Listening() || !sameOwner(c.b.Owner, e.b.Owner) {
 			continue
 		}
-		la := c.key.local.Addr()
+		la := c.b.Local.Addr()
 		if la == local {
 			return c, false
 		}
@@ -466,22 +501,54 @@ func (h *history) coverHolds(e *entry) bool {
 		return false
 	}
 	if e.coverWild {
-		if _, owned := h.addrs[e.key.local.Addr()]; !owned {
+		if _, owned := h.addrs[e.b.Local.Addr()]; !owned {
 			return false
 		}
 	}
 	return true
 }
 
-// bindings returns the live bindings, sorted.
-func (h *history) bindings() []Binding {
-	es := make([]*entry, 0, len(h.entries))
-	for _, e := range h.entries {
-		es = append(es, e)
+// enqueue queues e for the next merge into the view order.
+func (h *history) enqueue(e *entry) {
+	if !e.queued {
+		e.queued = true
+		h.queue = append(h.queue, e)
 	}
-	slices.SortFunc(es, func(a, b *entry) int { return compareKeys(a.key, b.key) })
-	out := make([]Binding, len(es))
-	for i, e := range es {
+}
+
+// bindings returns the live bindings, sorted. The previous order is kept
+// and only what changed is sorted and merged in, so a scan that changes a
+// few sockets of many does not sort them all again.
+func (h *history) bindings() []Binding {
+	add := h.queue[:0]
+	for _, e := range h.queue {
+		e.queued = false
+		if !e.dead {
+			add = append(add, e)
+		}
+	}
+	slices.SortFunc(add, func(a, b *entry) int { return compareKeys(a.key, b.key) })
+	order := make([]*entry, 0, len(h.entries))
+	i := 0
+	for _, e := range h.order {
+		if e.dead || e.moved {
+			continue
+		}
+		for i < len(add) && compareKeys(add[i].key, e.key) < 0 {
+			order = append(order, add[i])
+			i++
+		}
+		order = append(order, e)
+	}
+	order = append(order, add[i:]...)
+	for _, e := range add {
+		e.moved = false
+	}
+	clear(h.queue)
+	h.queue = h.queue[:0]
+	h.order = order
+	out := make([]Binding, len(order))
+	for i, e := range order {
 		out[i] = e.b
 	}
 	return out

@@ -3,6 +3,7 @@ package tracker
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"sort"
 	"testing"
@@ -275,5 +276,46 @@ func TestClockSteppingBackKeepsIntervalsOrdered(t *testing.T) {
 	got := historyOf(t, tr)
 	if diff := cmp.Diff([]string{"tcp 0.0.0.0:1 a/1 [10,10)"}, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// TestViewOrderUnderChurn checks the incrementally merged view order
+// against a full sort over many scans of random changes.
+func TestViewOrderUnderChurn(t *testing.T) {
+	tr, fs := newTestTracker(t, "", Options{})
+	rng := rand.New(rand.NewPCG(3, 4))
+	procs := []*Process{proc(1, 0, "a"), proc(2, 0, "b"), proc(3, 0, "c")}
+	live := map[int]Observed{}
+	for scan := range 60 {
+		seen := map[int]bool{}
+		for i := range live {
+			seen[i] = true
+		}
+		for range 8 {
+			i := rng.IntN(40)
+			switch o, ok := live[i]; {
+			case !ok:
+				live[i] = conn(fmt.Sprintf("192.0.2.10:%d", 1000+i), fmt.Sprintf("198.51.100.1:%d", 2000+rng.IntN(3)), uint64(100*scan+i+1), procs[rng.IntN(3)])
+			case seen[i] && o.Inode != 0 && rng.IntN(2) == 0:
+				live[i] = state(inherited(o, nil), StateTimeWait) // continuation
+			default:
+				delete(live, i)
+			}
+		}
+		var socks []Observed
+		for _, o := range live {
+			socks = append(socks, o)
+		}
+		step(t, tr, fs, float64(scan), nil, socks...)
+		v := tr.Current()
+		if len(v.Bindings) != len(live) {
+			t.Fatalf("scan %d: %d bindings in the view, %d live", scan, len(v.Bindings), len(live))
+		}
+		for i := 1; i < len(v.Bindings); i++ {
+			a, b := v.Bindings[i-1], v.Bindings[i]
+			if compareKeys(keyOf(&a.Socket), keyOf(&b.Socket)) >= 0 {
+				t.Fatalf("scan %d: view not sorted at %d: %s, %s", scan, i, describeBinding(&a), describeBinding(&b))
+			}
+		}
 	}
 }

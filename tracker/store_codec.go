@@ -3,7 +3,6 @@ package tracker
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"hash/fnv"
 	"math"
 	"net/netip"
@@ -281,11 +280,3 @@ func closedKey(until time.Time, id uint64) []byte {
 
 // sortableTime maps signed nanoseconds to unsigned keys in the same order.
 func sortableTime(n int64) uint64 { return uint64(n) ^ (1 << 63) }
-
-// closedKeyTime returns the end time encoded in a closed key.
-func closedKeyTime(k []byte) (int64, error) {
-	if len(k) != 16 {
-		return 0, fmt.Errorf("closed key of %d bytes: %w", len(k), errBadRecord)
-	}
-	return int64(binary.BigEndian.Uint64(k) ^ (1 << 63)), nil
-}
