@@ -97,6 +97,7 @@ type history struct {
 	last      time.Time // time of the last scan applied
 	prevRun   time.Time // last scan persisted by the previous run
 	recovered bool      // the next scan is the first after a restart
+	orphans   []uint64  // duplicate open records found at restart
 
 	// order is the sorted view order as of the last bindings() call;
 	// queue holds the entries added or re-keyed since.
@@ -188,6 +189,7 @@ func (h *history) recover(bs []storedBinding, as []storedAddr, lastScan time.Tim
 		b.Socket = normSocket(b.Socket)
 		e := &entry{key: keyOf(&b.Socket), b: b, id: sb.id, recovered: true}
 		if _, dup := h.entries[e.key]; dup {
+			h.orphans = append(h.orphans, sb.id) // closed by the next scan
 			continue
 		}
 		h.add(e)
@@ -253,6 +255,10 @@ func (h *history) apply(snap *Snapshot, now time.Time) scanResult {
 	var r scanResult
 	h.gen++
 	gen := h.gen
+	for _, id := range h.orphans {
+		r.ops = append(r.ops, storeOp{kind: opClose, id: id, until: h.prevRun})
+	}
+	h.orphans = nil
 	h.fresh = h.fresh[:0]
 	type newSock struct {
 		sock Socket

@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"context"
 	"math"
 	"net/netip"
 	"time"
@@ -180,6 +181,32 @@ func (ib *IndexBuilder) AddHost(h HostHistory) {
 		b.Host = h.Host
 		ib.AddBinding(b)
 	}
+}
+
+// HistorySource is one host's history: a Tracker or a Store.
+type HistorySource interface {
+	Host() string
+	History(ctx context.Context, from, to time.Time, fn func(Binding) error) error
+	AddrHistory(ctx context.Context, from, to time.Time) ([]AddrInterval, error)
+}
+
+// AddHistory adds the intervals of src that overlap [from, to]. To index
+// flows seen in a window, widen it by the tolerance on both sides.
+func (ib *IndexBuilder) AddHistory(ctx context.Context, src HistorySource, from, to time.Time) error {
+	host := src.Host()
+	as, err := src.AddrHistory(ctx, from, to)
+	if err != nil {
+		return err
+	}
+	ib.host(host)
+	for _, a := range as {
+		ib.AddAddr(host, a)
+	}
+	return src.History(ctx, from, to, func(b Binding) error {
+		b.Host = host
+		ib.AddBinding(b)
+		return nil
+	})
 }
 
 // nanoRange converts an interval to Unix nanoseconds with open ends.

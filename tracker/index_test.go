@@ -129,18 +129,11 @@ func TestLookupPastOwnerFromTrackerHistory(t *testing.T) {
 	step(t, tr, fs, 60, host, listen("0.0.0.0:8443", 3, second))
 	step(t, tr, fs, 80, host, listen("0.0.0.0:8443", 3, second))
 
-	var bs []Binding
-	if err := tr.History(context.Background(), at(0), at(100), func(b Binding) error {
-		bs = append(bs, b)
-		return nil
-	}); err != nil {
+	ib := NewIndexBuilder()
+	if err := ib.AddHistory(context.Background(), tr, at(0), at(100)); err != nil {
 		t.Fatal(err)
 	}
-	as, err := tr.AddrHistory(context.Background(), at(0), at(100))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ix := NewIndex(IndexOptions{}, HostHistory{Host: tr.Host(), Addrs: as, Bindings: bs})
+	ix := ib.Build(IndexOptions{})
 	tests := []struct {
 		at   float64
 		src  string

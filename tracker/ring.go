@@ -135,7 +135,7 @@ func (h *eventHub) subscribe(seq uint64, buffer int) (*Subscription, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Subscription{hub: h, backlog: backlog, queue: make([]Event, buffer), wake: make(chan struct{}, 1)}
+	s := &Subscription{hub: h, backlog: backlog, max: buffer, wake: make(chan struct{}, 1)}
 	h.subs[s] = struct{}{}
 	return s, nil
 }
@@ -175,8 +175,9 @@ type Subscription struct {
 
 	mu      sync.Mutex
 	backlog []Event // events from the ring at subscription time
-	queue   []Event // ring buffer of live events
-	head, n int
+	queue   []Event // live events from head on; grows up to max
+	head    int
+	max     int
 	err     error
 	wake    chan struct{}
 }
@@ -189,16 +190,38 @@ func (s *Subscription) offer(events []Event) bool {
 	if s.err != nil {
 		return false
 	}
-	if s.n+len(events) > len(s.queue) {
+	if len(s.queue)-s.head+len(events) > s.max {
 		s.endLocked(ErrSlowSubscriber)
 		return false
 	}
-	for _, e := range events {
-		s.queue[(s.head+s.n)%len(s.queue)] = e
-		s.n++
+	if s.head > 0 && len(s.queue)+len(events) > cap(s.queue) {
+		// Reuse the consumed front before growing.
+		n := copy(s.queue, s.queue[s.head:])
+		clear(s.queue[n:])
+		s.queue, s.head = s.queue[:n], 0
 	}
+	s.queue = append(s.queue, events...)
 	s.signal()
 	return true
+}
+
+// pop removes the oldest queued event; the caller holds mu.
+func (s *Subscription) pop() (Event, bool) {
+	if len(s.backlog) > 0 {
+		e := s.backlog[0]
+		s.backlog = s.backlog[1:]
+		return e, true
+	}
+	if s.head == len(s.queue) {
+		return Event{}, false
+	}
+	e := s.queue[s.head]
+	s.queue[s.head] = Event{}
+	s.head++
+	if s.head == len(s.queue) {
+		s.queue, s.head = s.queue[:0], 0
+	}
+	return e, true
 }
 
 func (s *Subscription) signal() {
@@ -220,8 +243,7 @@ func (s *Subscription) endLocked(err error) {
 		return
 	}
 	s.err = err
-	s.backlog, s.n = nil, 0
-	clear(s.queue)
+	s.backlog, s.queue, s.head = nil, nil, 0
 	s.signal()
 }
 
@@ -232,17 +254,7 @@ func (s *Subscription) endLocked(err error) {
 func (s *Subscription) Next(ctx context.Context) (Event, error) {
 	for {
 		s.mu.Lock()
-		if len(s.backlog) > 0 {
-			e := s.backlog[0]
-			s.backlog = s.backlog[1:]
-			s.mu.Unlock()
-			return e, nil
-		}
-		if s.n > 0 {
-			e := s.queue[s.head]
-			s.queue[s.head] = Event{}
-			s.head = (s.head + 1) % len(s.queue)
-			s.n--
+		if e, ok := s.pop(); ok {
 			s.mu.Unlock()
 			return e, nil
 		}
@@ -270,15 +282,13 @@ func (s *Subscription) NextBatch(ctx context.Context, dst []Event) ([]Event, err
 	dst = append(dst, e)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	dst = append(dst, s.backlog...)
-	s.backlog = nil
-	for s.n > 0 {
-		dst = append(dst, s.queue[s.head])
-		s.queue[s.head] = Event{}
-		s.head = (s.head + 1) % len(s.queue)
-		s.n--
+	for {
+		e, ok := s.pop()
+		if !ok {
+			return dst, nil
+		}
+		dst = append(dst, e)
 	}
-	return dst, nil
 }
 
 // Close ends the subscription; Next then returns ErrClosed.

@@ -462,3 +462,28 @@ func crashChild(dir string) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestRestartClosesDuplicateOpenRecords(t *testing.T) {
+	dir := t.TempDir()
+	p := proc(1, 0, "a")
+	tr1, fs1 := newTestTracker(t, dir, Options{})
+	step(t, tr1, fs1, 1, nil, listen("0.0.0.0:80", 20, p))
+	// A second open record of the same socket (as a damaged history
+	// might hold) must not stay open for ever.
+	dup := Binding{Socket: normSocket(listen("0.0.0.0:80", 20, p).Socket), Owner: p, From: at(1)}
+	if err := tr1.store.commit([]storeOp{{kind: opOpen, id: 999, b: dup}}, tr1.seq, 1000, at(2)); err != nil {
+		t.Fatal(err)
+	}
+	tr1.Close()
+	tr2, fs2 := newTestTracker(t, dir, Options{})
+	step(t, tr2, fs2, 10, nil, listen("0.0.0.0:80", 20, p))
+	want := []string{"tcp 0.0.0.0:80 a/1 [1,2)", "tcp 0.0.0.0:80 a/1 [1,open)"}
+	if diff := cmp.Diff(want, historyOf(t, tr2)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+var (
+	_ HistorySource = (*Tracker)(nil)
+	_ HistorySource = (*Store)(nil)
+)
