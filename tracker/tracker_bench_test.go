@@ -45,7 +45,7 @@ func benchConn(local netip.Addr, i int, p *Process) Observed {
 // replaced.
 func BenchmarkScan(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
-		for _, churn := range []int{0, 1} {
+		for _, churn := range []int{0, 1, 100} {
 			b.Run(fmt.Sprintf("sockets=%d/churn=%d%%", n, churn), func(b *testing.B) {
 				socks, procs := benchHost(n)
 				sc := &benchScanner{snap: &Snapshot{Sockets: socks, Addrs: addrs("192.0.2.10")}}
@@ -114,7 +114,7 @@ func BenchmarkHistory(b *testing.B) {
 // the diff and, when something changed, the new view.
 func BenchmarkDiff(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
-		for _, churn := range []int{0, 1} {
+		for _, churn := range []int{0, 1, 100} {
 			b.Run(fmt.Sprintf("sockets=%d/churn=%d%%", n, churn), func(b *testing.B) {
 				socks, procs := benchHost(n)
 				snap := &Snapshot{Sockets: socks, Addrs: addrs("192.0.2.10")}
