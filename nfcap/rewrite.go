@@ -29,6 +29,9 @@ type RewriteOptions struct {
 	// Workers for decompression and for compression; 0 means GOMAXPROCS
 	// (at most 4) each.
 	Workers int
+	// Progress, when set, is called after each data block with the number
+	// of blocks done and the file's total (the header's NumBlocks).
+	Progress func(done, total int)
 }
 
 // RewriteStats counts what Rewrite did.
@@ -133,6 +136,9 @@ func Rewrite(ctx context.Context, r *Reader, w interface {
 				wr.Abort()
 				return st, err
 			}
+			if opts.Progress != nil {
+				opts.Progress(st.Blocks, int(hdr.NumBlocks))
+			}
 			continue
 		}
 		data := b.Data
@@ -154,6 +160,9 @@ func Rewrite(ctx context.Context, r *Reader, w interface {
 				return st, err
 			}
 			off += size
+		}
+		if opts.Progress != nil {
+			opts.Progress(st.Blocks, int(hdr.NumBlocks))
 		}
 	}
 	if err := wr.Close(); err != nil {
