@@ -88,6 +88,11 @@ func lzoCompress(dst, src []byte, st *lzoState) []byte {
 	return dst[:start+n]
 }
 
+// lzoLoad32 and lzoLoad64 read little-endian words at b[i:]. Slicing with
+// an explicit end compiles to one bounds check and no pointer masking.
+func lzoLoad32(b []byte, i int) uint32 { return binary.LittleEndian.Uint32(b[i : i+4]) }
+func lzoLoad64(b []byte, i int) uint64 { return binary.LittleEndian.Uint64(b[i : i+8]) }
+
 func lzoHash(v uint32) uint32 {
 	return (v * 2654435761) >> (32 - lzoHashLog)
 }
@@ -95,23 +100,25 @@ func lzoHash(v uint32) uint32 {
 // compress writes the stream for src into out, which must hold
 // lzoCompressBound(len(src)) bytes, and returns the number of bytes
 // written.
+//
+// The loop makes no calls (Go would spill every live register around
+// them): literal copies and length extensions are written out inline.
 func (st *lzoState) compress(out, src []byte) int {
+	n := len(src)
+	src = src[:n:n] // the loads check against cap: make it len
 	op := 0
 	anchor := 0 // first source byte not yet emitted
 	sPos := -1  // index in out of the byte holding the last match's SS bits; -1 before the first instruction
-	n := len(src)
-
 	if n >= lzoMinInput {
 		clear(st.table[:])
 		table := &st.table
-		limit := n - lzoMinMatch // last position a 4-byte load may start at
 		ip := 1
-		for ip <= limit {
-			cur := binary.LittleEndian.Uint32(src[ip:])
+		for ip+lzoMinMatch <= len(src) {
+			cur := lzoLoad32(src, ip)
 			h := lzoHash(cur)
 			cand := int(table[h])
 			table[h] = uint32(ip)
-			if uint(ip-cand-1) >= lzoM4MaxDist || binary.LittleEndian.Uint32(src[cand:]) != cur {
+			if uint(ip-cand-1) >= lzoM4MaxDist || lzoLoad32(src, cand) != cur {
 				ip += 1 + (ip-anchor)>>lzoSkipLog
 				continue
 			}
@@ -120,22 +127,113 @@ func (st *lzoState) compress(out, src []byte) int {
 				ip--
 				cand--
 			}
-			// Extend forwards.
-			mlen := lzoMinMatch + lzoMatchLen(src[ip+lzoMinMatch:], src[cand+lzoMinMatch:])
+			// Extend forwards. Most matches end within 16 bytes, so look at
+			// two words without a data-dependent branch first.
+			var mlen int
+			if ip+lzoMinMatch+16 <= n {
+				x1 := lzoLoad64(src, ip+4) ^ lzoLoad64(src, cand+4)
+				x2 := lzoLoad64(src, ip+12) ^ lzoLoad64(src, cand+12)
+				l1 := bits.TrailingZeros64(x1) >> 3
+				l2 := bits.TrailingZeros64(x2) >> 3
+				if x1 != 0 {
+					l2 = 0
+				}
+				mlen = lzoMinMatch + l1 + l2
+				if x1|x2 == 0 {
+					mlen = lzoMinMatch + 16
+					for {
+						if ip+mlen+8 > n {
+							for ip+mlen < n && src[ip+mlen] == src[cand+mlen] {
+								mlen++
+							}
+							break
+						}
+						if x := lzoLoad64(src, ip+mlen) ^ lzoLoad64(src, cand+mlen); x != 0 {
+							mlen += bits.TrailingZeros64(x) >> 3
+							break
+						}
+						mlen += 8
+					}
+				}
+			} else {
+				mlen = lzoMinMatch
+				for ip+mlen < n && src[ip+mlen] == src[cand+mlen] {
+					mlen++
+				}
+			}
 
-			op, sPos = lzoEmitLiterals(out, op, sPos, src[anchor:ip])
-			op, sPos = lzoEmitMatch(out, op, ip-cand, mlen)
+			// Literals before the match.
+			lit := ip - anchor
+			if lit <= 3 && sPos >= 0 && op+4 <= len(out) {
+				// 0..3 literals: count in the previous match's SS bits.
+				out[sPos] |= byte(lit)
+				binary.LittleEndian.PutUint32(out[op:op+4], lzoLoad32(src, anchor))
+				op += lit
+			} else if lit > 0 {
+				switch {
+				case sPos < 0 && lit <= 238:
+					out[op] = byte(17 + lit)
+					op++
+				case sPos >= 0 && lit <= 3:
+					out[sPos] |= byte(lit)
+				case lit <= 18:
+					out[op] = byte(lit - 3)
+					op++
+				default:
+					out[op] = 0
+					op = lzoPutExt(out, op+1, lit-18)
+				}
+				op = lzoCopyLiterals(out, op, src, anchor, ip)
+			}
+
+			// The match. M2 or a short M3 is one 4-byte store.
+			dist := ip - cand
+			if dist <= lzoM3MaxDist && mlen <= 33 && op+4 <= len(out) {
+				d := dist - 1
+				w := uint32(32|(mlen-2)) | uint32(d<<2&0xff)<<8 | uint32(d>>6)<<16
+				sp, adv := op+1, 3
+				if dist <= lzoM2MaxDist && mlen <= lzoM2MaxLen {
+					w = uint32((mlen-1)<<5|(d&7)<<2) | uint32(d>>3)<<8
+					sp, adv = op, 2
+				}
+				binary.LittleEndian.PutUint32(out[op:op+4], w)
+				sPos = sp
+				op += adv
+			} else if dist <= lzoM3MaxDist {
+				d := dist - 1
+				if mlen <= 33 {
+					out[op] = byte(32 | (mlen - 2))
+					op++
+				} else {
+					out[op] = 32
+					op = lzoPutExt(out, op+1, mlen-33)
+				}
+				out[op] = byte(d << 2)
+				out[op+1] = byte(d >> 6)
+				sPos = op
+				op += 2
+			} else {
+				d := dist - lzoM3MaxDist
+				h := byte(d>>11) & 8
+				if mlen <= 9 {
+					out[op] = 16 | h | byte(mlen-2)
+					op++
+				} else {
+					out[op] = 16 | h
+					op = lzoPutExt(out, op+1, mlen-9)
+				}
+				out[op] = byte(d << 2)
+				out[op+1] = byte(d >> 6 & 0xff)
+				sPos = op
+				op += 2
+			}
 			ip += mlen
 			anchor = ip
-			if ip <= limit {
-				// Remember a position inside the match, which helps on
-				// records that repeat with small changes.
-				p := ip - 2
-				table[lzoHash(binary.LittleEndian.Uint32(src[p:]))] = uint32(p)
-			}
 		}
 	}
-	op, _ = lzoEmitLiterals(out, op, sPos, src[anchor:])
+	if anchor < n {
+		op = lzoEmitLiterals(out, op, sPos, src[anchor:])
+	}
 	// End of stream: M4 with distance 16384.
 	out[op] = 0x11
 	out[op+1] = 0
@@ -143,30 +241,34 @@ func (st *lzoState) compress(out, src []byte) int {
 	return op + 3
 }
 
-// lzoMatchLen returns how many leading bytes a and b share; b may be
-// longer than a (it starts earlier in the same buffer).
-func lzoMatchLen(a, b []byte) int {
-	b = b[:len(a)]
-	n := 0
-	for len(a)-n >= 8 {
-		x := binary.LittleEndian.Uint64(a[n:]) ^ binary.LittleEndian.Uint64(b[n:])
-		if x != 0 {
-			return n + bits.TrailingZeros64(x)>>3
+// lzoCopyLiterals copies src[from:to] to out[op:] and returns the new op.
+// It moves 8 bytes at a time, and may write up to 7 bytes past the run
+// (later output overwrites them) when out has room for that.
+func lzoCopyLiterals(out []byte, op int, src []byte, from, to int) int {
+	end := op + to - from
+	if to+8 <= len(src) && end+8 <= len(out) {
+		for from < to {
+			binary.LittleEndian.PutUint64(out[op:op+8], lzoLoad64(src, from))
+			op += 8
+			from += 8
 		}
-		n += 8
+		return end
 	}
-	for n < len(a) && a[n] == b[n] {
-		n++
+	for from < to {
+		out[op] = src[from]
+		op++
+		from++
 	}
-	return n
+	return end
 }
 
-// lzoEmitLiterals writes the literal run lit at out[op:] and returns the new
-// op and sPos.
-func lzoEmitLiterals(out []byte, op, sPos int, lit []byte) (int, int) {
+// lzoEmitLiterals writes the non-empty literal run lit at out[op:] and
+// returns the new op. sPos is the index of the previous match's SS byte, or
+// -1 at the start of the stream.
+func lzoEmitLiterals(out []byte, op, sPos int, lit []byte) int {
 	n := len(lit)
 	if n == 0 {
-		return op, sPos
+		return op
 	}
 	switch {
 	case sPos < 0 && n <= 238:
@@ -181,46 +283,7 @@ func lzoEmitLiterals(out []byte, op, sPos int, lit []byte) (int, int) {
 		out[op] = 0
 		op = lzoPutExt(out, op+1, n-18)
 	}
-	op += copy(out[op:], lit)
-	return op, -1
-}
-
-// lzoEmitMatch writes a match of mlen >= 3 bytes at distance dist
-// (1..lzoM4MaxDist) at out[op:] and returns the new op and the index of the
-// byte that holds its SS bits.
-func lzoEmitMatch(out []byte, op, dist, mlen int) (int, int) {
-	switch {
-	case dist <= lzoM2MaxDist && mlen <= lzoM2MaxLen:
-		d := dist - 1
-		out[op] = byte((mlen-1)<<5 | (d&7)<<2)
-		out[op+1] = byte(d >> 3)
-		return op + 2, op
-	case dist <= lzoM3MaxDist:
-		d := dist - 1
-		if mlen <= 33 {
-			out[op] = byte(32 | (mlen - 2))
-			op++
-		} else {
-			out[op] = 32
-			op = lzoPutExt(out, op+1, mlen-33)
-		}
-		out[op] = byte(d << 2)
-		out[op+1] = byte(d >> 6)
-		return op + 2, op
-	default:
-		d := dist - lzoM3MaxDist
-		h := byte(d>>11) & 8
-		if mlen <= 9 {
-			out[op] = 16 | h | byte(mlen-2)
-			op++
-		} else {
-			out[op] = 16 | h
-			op = lzoPutExt(out, op+1, mlen-9)
-		}
-		out[op] = byte(d << 2)
-		out[op+1] = byte(d >> 6 & 0xff)
-		return op + 2, op
-	}
+	return op + copy(out[op:], lit)
 }
 
 // lzoPutExt writes the length extension for t >= 1: t/255 zero bytes (one
