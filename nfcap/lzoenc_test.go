@@ -505,3 +505,26 @@ func FuzzLZORoundTrip(f *testing.F) {
 		lzoRoundTrip(t, st, src)
 	})
 }
+
+// BenchmarkLZOCompressSynthetic shows the extremes: incompressible input
+// (the growing search step) and a run of zeros (one long match).
+func BenchmarkLZOCompressSynthetic(b *testing.B) {
+	rng := rand.New(rand.NewPCG(19, 20))
+	for _, in := range []struct {
+		name string
+		src  []byte
+	}{
+		{"random", lzoRandom(rng, 1<<20)},
+		{"zeros", make([]byte, 1<<20)},
+	} {
+		b.Run(in.name, func(b *testing.B) {
+			st := new(lzoState)
+			buf := make([]byte, 0, lzoCompressBound(len(in.src)))
+			b.SetBytes(int64(len(in.src)))
+			for b.Loop() {
+				buf = lzoCompress(buf[:0], in.src, st)
+			}
+			b.ReportMetric(float64(len(in.src))/float64(len(buf)), "ratio")
+		})
+	}
+}
