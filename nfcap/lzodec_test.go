@@ -286,14 +286,14 @@ func TestLZODecodeBadInput(t *testing.T) {
 func TestLZODecodeTruncated(t *testing.T) {
 	rng := rand.New(rand.NewPCG(13, 14))
 	var streams [][]byte
-	for range 20 {
-		s, _ := lzoSynthStream(rng, 3000)
+	for range 10 {
+		s, _ := lzoSynthStream(rng, 2000)
 		streams = append(streams, s)
 	}
 	streams = append(streams, lzoCompress(nil, lzoPattern(rng, 5000, 300), nil))
 	for i, s := range streams {
 		for n := range len(s) {
-			if _, err := lzoDiff(t, s[:n], 1<<16); err == nil {
+			if _, err := lzoDiff(t, s[:n], 8192); err == nil {
 				t.Fatalf("stream %d cut to %d of %d bytes was accepted", i, n, len(s))
 			}
 		}
