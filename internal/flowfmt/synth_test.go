@@ -35,11 +35,11 @@ func (w *elemWriter) end(at int) {
 	binary.LittleEndian.PutUint16(w.b[at+2:], uint16(len(w.b)-at))
 }
 
-func (w *elemWriter) u8(v ...uint8)  { w.b = append(w.b, v...) }
-func (w *elemWriter) u16(v uint16)   { w.b = binary.LittleEndian.AppendUint16(w.b, v) }
-func (w *elemWriter) u32(v uint32)   { w.b = binary.LittleEndian.AppendUint32(w.b, v) }
-func (w *elemWriter) u64(v uint64)   { w.b = binary.LittleEndian.AppendUint64(w.b, v) }
-func (w *elemWriter) pad(n int)      { w.b = append(w.b, make([]byte, n)...) }
+func (w *elemWriter) u8(v ...uint8) { w.b = append(w.b, v...) }
+func (w *elemWriter) u16(v uint16)  { w.b = binary.LittleEndian.AppendUint16(w.b, v) }
+func (w *elemWriter) u32(v uint32)  { w.b = binary.LittleEndian.AppendUint32(w.b, v) }
+func (w *elemWriter) u64(v uint64)  { w.b = binary.LittleEndian.AppendUint64(w.b, v) }
+func (w *elemWriter) pad(n int)     { w.b = append(w.b, make([]byte, n)...) }
 func (w *elemWriter) str(s string, n int) {
 	b := make([]byte, n)
 	copy(b, s)

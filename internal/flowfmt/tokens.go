@@ -199,13 +199,16 @@ func fmtReceived(fm *Format, b []byte, f *nfcap.Flow) []byte {
 	return fm.tOther.appendMsecTime(b, f.MsecReceived, fm.loc)
 }
 
-func fmtFirstRaw(_ *Format, b []byte, f *nfcap.Flow) []byte    { return appendMsecRaw(b, f.MsecFirst) }
+func fmtFirstRaw(_ *Format, b []byte, f *nfcap.Flow) []byte { return appendMsecRaw(b, f.MsecFirst) }
+
 // fmtLastRaw prints the last-seen time as seconds.milliseconds, but, like
 // nfdump 1.7.1, with only the last two digits of the milliseconds.
 func fmtLastRaw(_ *Format, b []byte, f *nfcap.Flow) []byte {
 	return appendMsecRaw(b, f.MsecLast/1000*1000+f.MsecLast%100)
 }
-func fmtReceivedRaw(_ *Format, b []byte, f *nfcap.Flow) []byte { return appendMsecRaw(b, f.MsecReceived) }
+func fmtReceivedRaw(_ *Format, b []byte, f *nfcap.Flow) []byte {
+	return appendMsecRaw(b, f.MsecReceived)
+}
 
 func fmtDuration(fm *Format, b []byte, f *nfcap.Flow) []byte {
 	return appendDuration(b, duration(f.MsecFirst, f.MsecLast), fm.plain)
@@ -436,15 +439,20 @@ func fmtDir(_ *Format, b []byte, f *nfcap.Flow) []byte {
 	return append(b, "  I"...)
 }
 
-func fmtSrcMask(_ *Format, b []byte, f *nfcap.Flow) []byte { return appendUintW(b, uint64(f.SrcMask), 5) }
-func fmtDstMask(_ *Format, b []byte, f *nfcap.Flow) []byte { return appendUintW(b, uint64(f.DstMask), 5) }
-func fmtFwd(_ *Format, b []byte, f *nfcap.Flow) []byte     { return appendUintW(b, uint64(f.FwdStatus), 3) }
+func fmtSrcMask(_ *Format, b []byte, f *nfcap.Flow) []byte {
+	return appendUintW(b, uint64(f.SrcMask), 5)
+}
+func fmtDstMask(_ *Format, b []byte, f *nfcap.Flow) []byte {
+	return appendUintW(b, uint64(f.DstMask), 5)
+}
+func fmtFwd(_ *Format, b []byte, f *nfcap.Flow) []byte { return appendUintW(b, uint64(f.FwdStatus), 3) }
 func fmtBiFlowDir(_ *Format, b []byte, f *nfcap.Flow) []byte {
 	return appendUintW(b, uint64(f.BiFlowDir), 3)
 }
 func fmtEndReason(_ *Format, b []byte, f *nfcap.Flow) []byte {
 	return appendUintW(b, uint64(f.EndReason), 3)
 }
+
 // nfdump 1.7.1 keeps VLAN ids in 16 bits.
 func fmtSrcVlan(_ *Format, b []byte, f *nfcap.Flow) []byte {
 	return appendUintW(b, uint64(uint16(f.SrcVlan)), 5)
@@ -552,7 +560,9 @@ func fmtEgressVrf(_ *Format, b []byte, f *nfcap.Flow) []byte {
 	return appendUintW(b, uint64(f.EgressVrf), 10)
 }
 
-func fmtConnID(_ *Format, b []byte, f *nfcap.Flow) []byte { return appendUintW(b, uint64(f.ConnID), 10) }
+func fmtConnID(_ *Format, b []byte, f *nfcap.Flow) []byte {
+	return appendUintW(b, uint64(f.ConnID), 10)
+}
 
 // eventTime is nfdump's msecEvent: from EXnselCommon or EXnelCommon,
 // whichever comes last.
