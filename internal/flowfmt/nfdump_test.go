@@ -5,6 +5,7 @@ package flowfmt
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -281,4 +282,22 @@ func TestNfdumpHeaders(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runNfdumpStatus runs nfdump and returns its exit status; output is
+// discarded.
+func runNfdumpStatus(t testing.TB, args ...string) int {
+	t.Helper()
+	cmd := exec.Command(nfdumpBin(t), args...)
+	cmd.Env = append(os.Environ(), "TZ=UTC", "LC_ALL=C")
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.ExitCode()
+	}
+	t.Fatalf("nfdump: %v", err)
+	return -1
 }
