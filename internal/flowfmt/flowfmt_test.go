@@ -47,7 +47,7 @@ func goldenFlows(t testing.TB) []*nfcap.Flow {
 	v6.f.Username = "Web Content"
 	icmp := base
 	icmp.elems = []uint16{nfcap.ElemGenericFlow, nfcap.ElemIPv4Flow}
-	icmp.f.Proto, icmp.f.DstPort, icmp.f.SrcPort = nfcap.ProtoICMP, 8<<8|0, 0
+	icmp.f.Proto, icmp.f.DstPort, icmp.f.SrcPort = nfcap.ProtoICMP, 8<<8, 0
 	big := base
 	big.elems = []uint16{nfcap.ElemGenericFlow, nfcap.ElemIPv4Flow, nfcap.ElemCntFlow, nfcap.ElemNSELUser}
 	big.f.InPackets, big.f.InBytes, big.f.OutPackets, big.f.OutBytes, big.f.Flows = 1234567, 98765432101, 7, 999999, 3

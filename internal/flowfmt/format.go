@@ -108,9 +108,12 @@ func Parse(spec string, opts Options) (*Format, error) {
 	}
 	if len(spec) >= 4 && strings.EqualFold(spec[:4], "fmt:") {
 		if len(spec) == 4 {
-			return nil, fmt.Errorf("%w: missing format description after fmt:", ErrSyntax)
+			return nil, fmt.Errorf("%w: %q has no format description", ErrSyntax, spec)
 		}
-		return fm, fm.compile(spec[4:])
+		if err := fm.compile(spec[4:]); err != nil {
+			return nil, err
+		}
+		return fm, nil
 	}
 	name := spec
 	if len(name) > 2 && name[len(name)-1] == '6' {
@@ -131,7 +134,10 @@ func Parse(spec string, opts Options) (*Format, error) {
 			if p.format == "" {
 				return nil, fmt.Errorf("%w: output format %q needs a geo database, which netdumper does not support", ErrSyntax, spec)
 			}
-			return fm, fm.compile(p.format)
+			if err := fm.compile(p.format); err != nil {
+				return nil, err
+			}
+			return fm, nil
 		}
 	}
 	return nil, fmt.Errorf("%w: unknown output format %q (want %s, csv, json or fmt:...)", ErrSyntax, spec, strings.Join(PredefinedNames(), ", "))
