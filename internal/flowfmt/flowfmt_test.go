@@ -193,9 +193,32 @@ func TestAppendDuration(t *testing.T) {
 		{1000, 5000, true, "           4.000"},
 	}
 	for _, tc := range tests {
-		if got := string(appendDuration(nil, duration(tc.first, tc.last), tc.plain)); got != tc.want {
+		if got := string(appendDurationMs(nil, tc.first, tc.last, tc.plain)); got != tc.want {
 			t.Errorf("duration %d..%d plain=%v = %q, want %q", tc.first, tc.last, tc.plain, got, tc.want)
 		}
+	}
+}
+
+// TestDurationFastPath checks the integer formatting against nfdump's
+// floating-point algorithm on random durations and on unit boundaries.
+func TestDurationFastPath(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	check := func(ms uint64) {
+		first := uint64(1700000000000)
+		want := string(appendDuration(nil, duration(first, first+ms), false))
+		if got := string(appendDurationMs(nil, first, first+ms, false)); got != want {
+			t.Fatalf("%d ms: %q, float path %q", ms, got, want)
+		}
+	}
+	for _, unit := range []uint64{1, 1000, 60000, 3600000, 86400000} {
+		for k := uint64(0); k < 2000 && k*unit < maxExactMs+2*86400000; k++ {
+			check(k*unit - min(k*unit, 1))
+			check(k * unit)
+			check(k*unit + 1)
+		}
+	}
+	for i := 0; i < 200000; i++ {
+		check(r.Uint64N(maxExactMs+1000) >> r.UintN(40))
 	}
 }
 

@@ -198,6 +198,34 @@ func duration(first, last uint64) float64 {
 	return float64(last-first) / 1000.0
 }
 
+// maxExactMs bounds the durations appendDurationMs formats with integer
+// arithmetic: below it nfdump's int arithmetic (86400 * days) does not
+// overflow, and the double it computes is within far less than half a
+// millisecond of the exact value, so both give the same text.
+const maxExactMs = 24855 * 86400000
+
+// appendDurationMs appends the %td column of a flow from first to last
+// (milliseconds), as appendDuration does, but without floating point for
+// the common case.
+func appendDurationMs(b []byte, first, last uint64, plain bool) []byte {
+	ms := last - first
+	if plain || last < first || ms >= maxExactMs {
+		return appendDuration(b, duration(first, last), plain)
+	}
+	days := ms / 86400000
+	ms -= days * 86400000
+	if days == 0 {
+		b = append(b, "    "...)
+	} else {
+		b = appendUintW(b, days, 2)
+		b = append(b, 'd', ' ')
+	}
+	h, m, s := ms/3600000, ms/60000%60, ms/1000%60
+	ms %= 1000
+	return append(b, byte('0'+h/10), byte('0'+h%10), ':', byte('0'+m/10), byte('0'+m%10), ':',
+		byte('0'+s/10), byte('0'+s%10), '.', byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10))
+}
+
 // appendDuration appends the %td column: "    HH:MM:SS.mmm", "Nd HH:MM:SS.mmm"
 // or, with plain numbers, "%16.3f" seconds.
 func appendDuration(b []byte, d float64, plain bool) []byte {

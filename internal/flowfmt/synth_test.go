@@ -362,6 +362,8 @@ func randFlow(r *rand.Rand) synthFlow {
 		f.MsecLast = uint64(r.IntN(2)) * base
 	case 4:
 		f.MsecLast = base + 59999 + uint64(r.IntN(2)) // minute boundary
+	case 5:
+		f.MsecLast = base + uint64(r.Int64N(1<<52)) // beyond nfdump's int day arithmetic
 	default:
 		f.MsecLast = base + uint64(r.IntN(4000000))
 	}

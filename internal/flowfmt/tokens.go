@@ -211,7 +211,7 @@ func fmtReceivedRaw(_ *Format, b []byte, f *nfcap.Flow) []byte {
 }
 
 func fmtDuration(fm *Format, b []byte, f *nfcap.Flow) []byte {
-	return appendDuration(b, duration(f.MsecFirst, f.MsecLast), fm.plain)
+	return appendDurationMs(b, f.MsecFirst, f.MsecLast, fm.plain)
 }
 
 func fmtDurationSec(_ *Format, b []byte, f *nfcap.Flow) []byte {
