@@ -68,23 +68,23 @@ type counters struct {
 	LastSeen    string `json:"last_seen"`
 }
 
-func countersOf(s *nfcap.Stat) counters {
+func countersOf(s *nfcap.Stat, loc *time.Location) counters {
 	return counters{
 		Flows: s.NumFlows, FlowsTCP: s.NumFlowsTCP, FlowsUDP: s.NumFlowsUDP, FlowsICMP: s.NumFlowsICMP, FlowsOther: s.NumFlowsOther,
 		Packets: s.NumPackets, PacketsTCP: s.NumPacketsTCP, PacketsUDP: s.NumPacketsUDP, PacketsICMP: s.NumPacketsICMP, PacketsOther: s.NumPacketsOther,
 		Bytes: s.NumBytes, BytesTCP: s.NumBytesTCP, BytesUDP: s.NumBytesUDP, BytesICMP: s.NumBytesICMP, BytesOther: s.NumBytesOther,
 		FirstSeenMs: s.FirstSeen, LastSeenMs: s.LastSeen,
-		FirstSeen: msecTime(s.FirstSeen), LastSeen: msecTime(s.LastSeen),
+		FirstSeen: msecTime(s.FirstSeen, loc), LastSeen: msecTime(s.LastSeen, loc),
 	}
 }
 
-// msecTime renders a millisecond time as RFC 3339 in the local zone, or ""
-// for 0 and for nfdump's "no flow" marker 0x7fffffffffffffff.
-func msecTime(ms uint64) string {
+// msecTime renders a millisecond time as RFC 3339 in loc, or "" for 0 and
+// for nfdump's "no flow" marker 0x7fffffffffffffff.
+func msecTime(ms uint64, loc *time.Location) string {
 	if ms == 0 || ms > 1<<62 {
 		return ""
 	}
-	return time.UnixMilli(int64(ms)).Format("2006-01-02T15:04:05.000Z07:00")
+	return time.UnixMilli(int64(ms)).In(loc).Format("2006-01-02T15:04:05.000Z07:00")
 }
 
 // fileReport is what inspect finds out about one file.
@@ -161,12 +161,13 @@ func nfdVersionString(v uint32) string {
 }
 
 func runInspect(ctx context.Context, e env, asJSON bool, args []string) error {
+	loc := location(e)
 	failed := 0
 	for i, name := range args {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		rep, err := inspectFile(ctx, name)
+		rep, err := inspectFile(ctx, name, loc)
 		if err != nil {
 			failed++
 			fmt.Fprintf(e.stderr, "netdumper: %v\n", err)
@@ -188,7 +189,7 @@ func runInspect(ctx context.Context, e env, asJSON bool, args []string) error {
 		if i > 0 {
 			fmt.Fprintln(e.stdout)
 		}
-		if err := printReport(e.stdout, rep); err != nil {
+		if err := printReport(e.stdout, rep, loc); err != nil {
 			return err
 		}
 	}
@@ -200,7 +201,7 @@ func runInspect(ctx context.Context, e env, asJSON bool, args []string) error {
 
 // inspectFile reads the whole file. It returns a partial report with the
 // error when the file is damaged after its header.
-func inspectFile(ctx context.Context, name string) (*fileReport, error) {
+func inspectFile(ctx context.Context, name string, loc *time.Location) (*fileReport, error) {
 	r, err := nfcap.OpenFile(name, nfcap.ReaderOptions{})
 	if err != nil {
 		return nil, err
@@ -215,7 +216,7 @@ func inspectFile(ctx context.Context, name string) (*fileReport, error) {
 		NfdVersion:     nfdVersionString(h.NfdVersion),
 		Compression:    h.Compression.String(),
 		Encryption:     h.Encryption,
-		Created:        h.CreatedTime().Format(time.RFC3339),
+		Created:        h.CreatedTime().In(loc).Format(time.RFC3339),
 		CreatedUnix:    h.Created,
 		Ident:          app.Ident,
 		HasIdent:       app.HasIdent,
@@ -224,7 +225,7 @@ func inspectFile(ctx context.Context, name string) (*fileReport, error) {
 		BlockTypes:     map[string]int{},
 		RecordTypes:    map[string]int{},
 		HasStat:        app.HasStat,
-		Stat:           countersOf(&app.Stat),
+		Stat:           countersOf(&app.Stat, loc),
 	}
 	if app.HasStat {
 		rep.SequenceFailures = app.Stat.SequenceFailure
@@ -250,7 +251,7 @@ func inspectFile(ctx context.Context, name string) (*fileReport, error) {
 			break
 		}
 		if err != nil {
-			rep.finish(&recount)
+			rep.finish(&recount, loc)
 			return rep, err
 		}
 		end = b.Offset + nfcap.BlockHeaderSize + int64(b.Header.Size)
@@ -271,7 +272,7 @@ func inspectFile(ctx context.Context, name string) (*fileReport, error) {
 			rep.RecordTypes[recordTypeName(typ)]++
 			if typ == nfcap.RecordTypeV3 {
 				if err := nfcap.DecodeFlow(data[off:off+size], &f); err != nil {
-					rep.finish(&recount)
+					rep.finish(&recount, loc)
 					return rep, &nfcap.FormatError{File: name, Block: b.Index, Offset: b.Offset, RecordOffset: off, Err: err}
 				}
 				rep.FlowRecords++
@@ -292,13 +293,13 @@ func inspectFile(ctx context.Context, name string) (*fileReport, error) {
 	if end > 0 && end <= rep.Size {
 		rep.TrailingBytes = rep.Size - end
 	}
-	rep.finish(&recount)
+	rep.finish(&recount, loc)
 	return rep, nil
 }
 
 // finish stores the recount and compares it with the stat record.
-func (rep *fileReport) finish(recount *nfcap.Stat) {
-	rep.Recount = countersOf(recount)
+func (rep *fileReport) finish(recount *nfcap.Stat, loc *time.Location) {
+	rep.Recount = countersOf(recount, loc)
 	st := rep.Stat
 	rc := rep.Recount
 	rep.StatMatches = rep.HasStat && st.Flows == rc.Flows && st.Packets == rc.Packets && st.Bytes == rc.Bytes &&
@@ -324,13 +325,13 @@ func appendixEnd(name string, h nfcap.Header) int64 {
 	return pos
 }
 
-func printReport(w io.Writer, rep *fileReport) error {
+func printReport(w io.Writer, rep *fileReport, loc *time.Location) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 1, ' ', 0)
 	p := func(k, format string, args ...any) { fmt.Fprintf(tw, k+":\t"+format+"\n", args...) }
 	p("File", "%s (%d bytes)", rep.File, rep.Size)
 	p("Layout", "%d, written by nfdump %s", rep.Layout, rep.NfdVersion)
 	p("Compression", "%s", rep.Compression)
-	p("Created", "%s", time.Unix(rep.CreatedUnix, 0).Format(humanTime))
+	p("Created", "%s", time.Unix(rep.CreatedUnix, 0).In(loc).Format(humanTime))
 	if rep.HasIdent {
 		p("Ident", "%s", rep.Ident)
 	} else {
@@ -346,8 +347,8 @@ func printReport(w io.Writer, rep *fileReport) error {
 		p("Flows", "%d (tcp %d, udp %d, icmp %d, other %d)", st.Flows, st.FlowsTCP, st.FlowsUDP, st.FlowsICMP, st.FlowsOther)
 		p("Packets", "%d (tcp %d, udp %d, icmp %d, other %d)", st.Packets, st.PacketsTCP, st.PacketsUDP, st.PacketsICMP, st.PacketsOther)
 		p("Bytes", "%d (tcp %d, udp %d, icmp %d, other %d)", st.Bytes, st.BytesTCP, st.BytesUDP, st.BytesICMP, st.BytesOther)
-		p("First seen", "%s", humanMsec(st.FirstSeenMs))
-		p("Last seen", "%s", humanMsec(st.LastSeenMs))
+		p("First seen", "%s", humanMsec(st.FirstSeenMs, loc))
+		p("Last seen", "%s", humanMsec(st.LastSeenMs, loc))
 		p("Sequence failures", "%d", rep.SequenceFailures)
 	} else {
 		p("Stat record", "none")
@@ -358,7 +359,7 @@ func printReport(w io.Writer, rep *fileReport) error {
 		p("Flow records", "%d, counters agree with the stat record", rep.FlowRecords)
 	default:
 		p("Flow records", "%d, recounted: %d flows, %d packets, %d bytes, first %s, last %s",
-			rep.FlowRecords, rc.Flows, rc.Packets, rc.Bytes, humanMsec(rc.FirstSeenMs), humanMsec(rc.LastSeenMs))
+			rep.FlowRecords, rc.Flows, rc.Packets, rc.Bytes, humanMsec(rc.FirstSeenMs, loc), humanMsec(rc.LastSeenMs, loc))
 	}
 	p("Usernames", "%d of %d flow records carry a username (%d non-empty)", rep.WithUsername, rep.FlowRecords, rep.NonEmptyUser)
 	if rep.TrailingBytes > 0 {
@@ -375,11 +376,11 @@ const humanTime = "2006-01-02 15:04:05 MST"
 
 // humanMsec prints a millisecond time like nfdump does, in the local zone,
 // or "-" for 0 and the "no flow" marker.
-func humanMsec(ms uint64) string {
-	if msecTime(ms) == "" {
+func humanMsec(ms uint64, loc *time.Location) string {
+	if msecTime(ms, loc) == "" {
 		return "-"
 	}
-	return time.UnixMilli(int64(ms)).Format("2006-01-02 15:04:05.000 MST")
+	return time.UnixMilli(int64(ms)).In(loc).Format("2006-01-02 15:04:05.000 MST")
 }
 
 func sortedCounts(m map[string]int) string {

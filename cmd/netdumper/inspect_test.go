@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // keyValues parses "Key : value" / "Key: value" lines.
@@ -43,6 +44,7 @@ func checkInspect(t *testing.T, path string) {
 		netdumper string
 	}{
 		{"nfdump -v Version", v["Version"], fmt.Sprintf("%d - %s", rep.Layout, compressions[rep.Compression])},
+		{"nfdump -v Created", v["Created"], time.Unix(rep.CreatedUnix, 0).UTC().Format("2006-01-02 15:04:05")},
 		{"nfdump -v Appdx blks", v["Appdx blks"], fmt.Sprint(rep.AppendixBlocks)},
 		{"nfdump -v Data blks", v["Data blks"], fmt.Sprint(rep.DataBlocks)},
 		{"nfdump -v Type 3 blocks", v["Type 3 blocks"], fmt.Sprint(rep.BlockTypes["3"])},

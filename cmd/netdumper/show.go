@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -115,8 +116,23 @@ func inputFiles(args []string, stderr io.Writer) (files []string, failed int) {
 // flushSize is how much formatted output is collected before a write.
 const flushSize = 64 << 10
 
+// location returns the time zone named by $TZ as the environment e sees it,
+// or time.Local (which follows the process's $TZ) when it is unset or not
+// a zone name Go can load.
+func location(e env) *time.Location {
+	if e.getenv != nil {
+		if tz := strings.TrimPrefix(e.getenv("TZ"), ":"); tz != "" {
+			if loc, err := time.LoadLocation(tz); err == nil {
+				return loc
+			}
+		}
+	}
+	return time.Local
+}
+
 func runShow(ctx context.Context, e env, o showOptions, args []string) error {
-	fm, err := flowfmt.Parse(o.format, flowfmt.Options{Plain: o.plain})
+	loc := location(e)
+	fm, err := flowfmt.Parse(o.format, flowfmt.Options{Plain: o.plain, Location: loc})
 	if err != nil {
 		return usageError{err}
 	}
@@ -152,7 +168,7 @@ func runShow(ctx context.Context, e env, o showOptions, args []string) error {
 	if !o.quiet {
 		switch fm.Kind() {
 		case flowfmt.Text:
-			p.buf = p.sum.AppendText(p.buf, o.plain, nil)
+			p.buf = p.sum.AppendText(p.buf, o.plain, loc)
 		case flowfmt.CSV:
 			p.buf = p.sum.AppendCSV(p.buf)
 		}

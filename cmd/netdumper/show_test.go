@@ -36,8 +36,23 @@ type result struct {
 	code           int
 }
 
-// runNetdumper runs netdumper ARGS with TZ set.
+// runNetdumper runs netdumper ARGS in this process, with $TZ as tz.
 func runNetdumper(t testing.TB, tz string, args ...string) result {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	getenv := func(k string) string {
+		if k == "TZ" {
+			return tz
+		}
+		return os.Getenv(k)
+	}
+	code := run(context.Background(), args, env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, getenv: getenv})
+	return result{stdout.String(), stderr.String(), code}
+}
+
+// runNetdumperProcess runs netdumper ARGS as a child process with TZ set
+// in its environment.
+func runNetdumperProcess(t testing.TB, tz string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestHelperProcessNetdumper$", "--"}, args...)...)
 	cmd.Env = append(os.Environ(), "NETDUMPER_HELPER_PROCESS=1", "TZ="+tz)
@@ -348,5 +363,24 @@ func TestShowErrors(t *testing.T) {
 				t.Errorf("stdout does not hold the readable file's records:\n%s", got.stdout)
 			}
 		})
+	}
+}
+
+// TestShowProcess runs the real command as a process: the time zone comes
+// from the process environment (time.Local), output and exit status from
+// the process.
+func TestShowProcess(t *testing.T) {
+	nfdumpBin(t)
+	path := filepath.Join(fixturesDir(t), "softflowd-ipfix.none.nf")
+	for _, tz := range []string{"UTC", "America/St_Johns"} {
+		want := dropTiming(runNfdump(t, tz, "-r", path, "-o", defaultShowFormat))
+		got := runNetdumperProcess(t, tz, "show", path)
+		if got.code != 0 || got.stdout != want {
+			t.Errorf("TZ=%s: exit %d, stderr %q, output:\n%s\nnfdump:\n%s", tz, got.code, got.stderr, got.stdout, want)
+		}
+	}
+	got := runNetdumperProcess(t, "UTC", "show", "-o", "fmt:%nosuch", path)
+	if got.code != 2 || got.stdout != "" || !strings.Contains(got.stderr, "%nosuch") {
+		t.Errorf("bad format: exit %d, stdout %q, stderr %q", got.code, got.stdout, got.stderr)
 	}
 }
