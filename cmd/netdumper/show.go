@@ -100,7 +100,15 @@ func inputFiles(args []string, stderr io.Writer) (files []string, failed int) {
 				return nil
 			}
 			name := d.Name()
-			if d.Type().IsRegular() && strings.HasPrefix(name, "nfcapd.") && !strings.HasPrefix(name, "nfcapd.current.") {
+			if !strings.HasPrefix(name, "nfcapd.") || strings.HasPrefix(name, "nfcapd.current.") {
+				return nil
+			}
+			regular := d.Type().IsRegular()
+			if d.Type()&fs.ModeSymlink != 0 { // a link to a file counts
+				fi, err := os.Stat(path)
+				regular = err == nil && fi.Mode().IsRegular()
+			}
+			if regular {
 				files = append(files, path)
 			}
 			return nil

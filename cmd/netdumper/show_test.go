@@ -258,6 +258,14 @@ func TestShowDirectory(t *testing.T) {
 	for _, quiet := range []bool{true, false} {
 		compareShow(t, "UTC", "", quiet, false, []string{"-R", dir}, []string{dir})
 	}
+	// A symbolic link to a file is read like the file.
+	link := filepath.Join(t.TempDir(), "nfcapd.202311150005")
+	if err := os.Symlink(filepath.Join(dir, "2023/11/15/nfcapd.202311150000"), link); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := runNetdumper(t, "UTC", "show", "-q", filepath.Dir(link)).stdout, runNetdumper(t, "UTC", "show", "-q", link).stdout; got != want || got == flowfmtNoMatch {
+		t.Errorf("directory with a link printed %d bytes, the link itself %d", len(got), len(want))
+	}
 	// Files of other names are not read from a directory, but always when named.
 	copyFile("ipfix-mixed.lz4.nf", "2023/11/15/notes.nf")
 	got := runNetdumper(t, "UTC", "show", "-q", dir)
@@ -270,6 +278,8 @@ func TestShowDirectory(t *testing.T) {
 		t.Errorf("a named nfcapd.current file was not printed: exit %d, stderr %q", one.code, one.stderr)
 	}
 }
+
+const flowfmtNoMatch = "No matching flows\n"
 
 // TestShowEmpty: no flows gives "No matching flows", with and without -q.
 func TestShowEmpty(t *testing.T) {
