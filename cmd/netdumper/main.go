@@ -102,6 +102,7 @@ username field of nfdump files, so that nfdump -o "fmt:%line %uname" shows it.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newVersionCmd(),
+		newEnrichCmd(e),
 		newShowCmd(e), newInspectCmd(e),
 	)
 	return root
