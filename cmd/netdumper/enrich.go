@@ -42,6 +42,7 @@ type enrichOptions struct {
 	delay     time.Duration
 	since     time.Duration
 	services  string
+	wait      time.Duration
 	sourceFns []func(*enrichOptions) ([]enrich.Source, error) // added by other source kinds
 }
 
@@ -80,7 +81,7 @@ reason), 2 usage error.`,
 		Example: `  netdumper enrich --yes /var/cache/nfdump
   netdumper enrich --dry-run --bindings web1.json nfcapd.202311142210
   netdumper enrich --yes --unknown '{service}***' --label '{pid}/{process}' DIR
-  nfcapd -w /var/cache/nfdump -x "netdumper enrich --yes %d/%f" ...
+  nfcapd -w /var/cache/nfdump -x "netdumper enrich --yes --wait 3s %d/%f" ...
   netdumper enrich --watch /var/cache/nfdump`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if o.watch != "" {
@@ -112,6 +113,7 @@ reason), 2 usage error.`,
 	f.StringVar(&o.watch, "watch", "", "keep running: enrich each file nfcapd rotates into `DIR`, once")
 	f.DurationVar(&o.delay, "delay", 15*time.Second, "with --watch: wait this long after a file rotates")
 	f.DurationVar(&o.since, "since", 24*time.Hour, "with --watch: at start, take files modified this recently (0: all)")
+	f.DurationVar(&o.wait, "wait", 0, "wait this long before starting (from nfcapd -x: let the trackers record the interval's last seconds)")
 	f.StringVar(&o.services, "services", "/etc/services", "services `FILE` for {service} (built-in table when missing)")
 	return cmd
 }
@@ -193,6 +195,13 @@ func runEnrich(ctx context.Context, e env, o *enrichOptions, args []string) erro
 	}
 	if o.watch != "" {
 		return runWatch(ctx, e, o, job, log)
+	}
+	if o.wait > 0 {
+		select {
+		case <-time.After(o.wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	var files []string
 	if err := nfdir.Walk(ctx, args, func(f nfdir.File) error {
