@@ -1,6 +1,12 @@
 module github.com/netdumper/netdumper
 
-go 1.26
+go 1.26.0
+
+require (
+	github.com/google/go-cmp v0.7.0
+	github.com/prometheus/procfs v0.23.0
+	golang.org/x/sys v0.50.0
+)
 
 require (
 	github.com/anchore/go-lzo v0.1.1 // indirect

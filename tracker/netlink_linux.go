@@ -1,0 +1,208 @@
+package tracker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"runtime"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// nlRecvBuf is the receive buffer size. The kernel fills dump datagrams up
+// to 32 KiB when the reader's buffer allows it.
+const nlRecvBuf = 64 << 10
+
+// nlTimeout bounds one receive, so that a kernel that never answers
+// cannot hang a scan.
+const nlTimeout = 5 * time.Second
+
+// nlConn is a blocking netlink socket with reusable buffers. It is not
+// safe for concurrent use.
+type nlConn struct {
+	fd  int
+	seq uint32
+	req []byte
+	buf []byte
+}
+
+// dialNetlink opens a netlink socket of the given protocol in the calling
+// thread's network namespace.
+func dialNetlink(proto int) (*nlConn, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
+	if err != nil {
+		return nil, fmt.Errorf("netlink socket (protocol %d): %w", proto, err)
+	}
+	tv := unix.NsecToTimeval(nlTimeout.Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("netlink socket timeout: %w", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("bind netlink socket: %w", err)
+	}
+	return &nlConn{fd: fd, seq: uint32(time.Now().UnixNano()), buf: make([]byte, nlRecvBuf)}, nil
+}
+
+func (c *nlConn) close() error {
+	if c.fd < 0 {
+		return nil
+	}
+	err := unix.Close(c.fd)
+	c.fd = -1
+	return err
+}
+
+// dump sends the request built by build (given a fresh sequence number)
+// and feeds every answer datagram to parse until it reports done.
+func (c *nlConn) dump(ctx context.Context, build func(b []byte, seq uint32) []byte, parse func(b []byte, seq uint32) (bool, error)) error {
+	c.seq++
+	seq := c.seq
+	c.req = build(c.req[:0], seq)
+	if err := unix.Sendto(c.fd, c.req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return fmt.Errorf("netlink send: %w", err)
+	}
+	// A dump of N sockets arrives in about N/200 datagrams; the bound only
+	// protects against a kernel that never sends NLMSG_DONE.
+	for range 1 << 20 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n, err := unix.Read(c.fd, c.buf)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return fmt.Errorf("netlink receive: %w", err)
+		}
+		done, err := parse(c.buf[:n], seq)
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+	}
+	return errors.New("netlink dump: no end after 1M datagrams")
+}
+
+// netlinkSource lists sockets with NETLINK_SOCK_DIAG inet_diag dumps, the
+// way ss(8) does: TCP and UDP over IPv4 and IPv6. With two sockets the
+// IPv6 dumps run beside the IPv4 ones; each TCP dump walks the kernel's
+// whole established hash table, which costs the same whatever it holds.
+type netlinkSource struct {
+	c4, c6 *nlConn // c6 nil: dump sequentially on c4
+	buf6   []Socket
+}
+
+// newNetlinkSource opens sock_diag sockets in the calling thread's network
+// namespace. With check, it also makes sure that a dump works.
+func newNetlinkSource(ctx context.Context, check bool) (*netlinkSource, error) {
+	c, err := dialNetlink(unix.NETLINK_SOCK_DIAG)
+	if err != nil {
+		return nil, err
+	}
+	s := &netlinkSource{c4: c}
+	if check {
+		if _, err := s.dumpOne(ctx, c, nil, afInet, ProtoUDP); err != nil {
+			c.close()
+			return nil, err
+		}
+	}
+	if runtime.GOMAXPROCS(0) > 1 {
+		if c6, err := dialNetlink(unix.NETLINK_SOCK_DIAG); err == nil {
+			s.c6 = c6
+		}
+	}
+	return s, nil
+}
+
+// Name implements SocketSource.
+func (s *netlinkSource) Name() string { return SourceNetlink }
+
+// Close implements SocketSource.
+func (s *netlinkSource) Close() error {
+	err := s.c4.close()
+	if s.c6 != nil {
+		err = errors.Join(err, s.c6.close())
+	}
+	return err
+}
+
+// AppendSockets implements SocketSource.
+func (s *netlinkSource) AppendSockets(ctx context.Context, dst []Socket) ([]Socket, error) {
+	if s.c6 == nil {
+		return s.dumpFamilies(ctx, s.c4, dst, afInet, afInet6)
+	}
+	var err6 error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.buf6, err6 = s.dumpFamilies(ctx, s.c6, s.buf6[:0], afInet6)
+	}()
+	dst, err := s.dumpFamilies(ctx, s.c4, dst, afInet)
+	<-done
+	if err == nil {
+		err = err6
+	}
+	return append(dst, s.buf6...), err
+}
+
+func (s *netlinkSource) dumpFamilies(ctx context.Context, c *nlConn, dst []Socket, families ...uint8) ([]Socket, error) {
+	var err error
+	for _, f := range families {
+		for _, p := range [...]Proto{ProtoTCP, ProtoUDP} {
+			if dst, err = s.dumpOne(ctx, c, dst, f, p); err != nil {
+				return dst, err
+			}
+		}
+	}
+	return dst, nil
+}
+
+func (s *netlinkSource) dumpOne(ctx context.Context, c *nlConn, dst []Socket, family uint8, proto Proto) ([]Socket, error) {
+	err := c.dump(ctx,
+		func(b []byte, seq uint32) []byte { return appendDiagRequest(b, seq, family, proto) },
+		func(b []byte, seq uint32) (bool, error) {
+			var done bool
+			var err error
+			dst, done, err = parseDiagDump(b, seq, proto, dst)
+			return done, err
+		})
+	if err != nil {
+		return dst, fmt.Errorf("sock_diag dump of %s family %d: %w", proto, family, err)
+	}
+	return dst, nil
+}
+
+// addrLister lists the host's addresses with RTM_GETADDR.
+type addrLister struct {
+	c *nlConn
+}
+
+func newAddrLister() (*addrLister, error) {
+	c, err := dialNetlink(unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, err
+	}
+	return &addrLister{c: c}, nil
+}
+
+// appendAddrs appends every address of every interface to dst.
+func (a *addrLister) appendAddrs(ctx context.Context, dst []netip.Addr) ([]netip.Addr, error) {
+	err := a.c.dump(ctx, appendAddrRequest, func(b []byte, seq uint32) (bool, error) {
+		var done bool
+		var err error
+		dst, done, err = parseAddrDump(b, seq, dst)
+		return done, err
+	})
+	if err != nil {
+		return dst, fmt.Errorf("rtnetlink address dump: %w", err)
+	}
+	return dst, nil
+}
+
+func (a *addrLister) close() error { return a.c.close() }

@@ -1,0 +1,1022 @@
+package tracker
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
+)
+
+// SystemScanner is the Scanner of the running Linux host. Each Scan lists
+// the host's TCP and UDP sockets (netlink sock_diag, or /proc/net) and
+// finds the process that holds each one through /proc/<pid>/fd.
+//
+// Finding owners is incremental. The scanner keeps, for every process,
+// the socket inodes it held when its fd directory was last read, and
+// re-reads the fd directory only of
+//   - processes it has not seen before, or whose pid was reused (the
+//     inode of /proc/<pid>/fd changed);
+//   - processes whose number of open fds changed (the size Linux 6.2+
+//     reports for /proc/<pid>/fd, one fstatat per process and scan);
+//   - processes that exec'd (with ScanOptions.ProcEvents);
+//   - when a socket inode is still unknown after that: the likely
+//     candidates, in order, until every unknown inode is found — the
+//     owners of a TCP listener on the connection's local port, then the
+//     processes of the socket's uid, most recently socket-active first.
+//
+// Inodes that no candidate holds are remembered and never trigger a
+// search again; at most every WideSearchInterval, one sweep of the
+// remaining processes looks for all of them at once. A steady state
+// therefore costs one sock_diag dump, one getdents of /proc and one
+// fstatat per process.
+//
+// Sockets with inode 0 (accept queue, TIME-WAIT, orphaned) get the owner
+// that held the same connection at the previous scan, else the owner of
+// the listener on their local port (Observed.Inherited).
+//
+// A SystemScanner is safe for concurrent use; scans are serialised.
+type SystemScanner struct {
+	mu   sync.Mutex
+	opts ScanOptions
+	log  *slog.Logger
+
+	root    int // O_PATH fd of opts.ProcRoot
+	fs      procfs.FS
+	dirs    []*procDir // one per worker; dirs[0] for sequential work
+	details detailReader
+	hostNS  uint64
+	// counts is true when the kernel reports the number of open fds as
+	// the size of /proc/<pid>/fd (Linux 6.2+): a process with none is
+	// then not read.
+	counts bool
+
+	source    SocketSource // sockets of the scanner's own namespace
+	canFall   bool         // auto mode: fall back to procfs on netlink errors
+	addrs     *addrLister  // nil: use net.InterfaceAddrs
+	netns     map[uint64]*nsSource
+	netnsErr  bool
+	events    *procEvents
+	changes   chan struct{}
+	eventsErr bool
+
+	procs      map[int32]*procEntry
+	owners     map[uint64]owners
+	unresolved map[uint64]*unresolvedInode
+	lastWide   time.Time
+	scanNo     uint64
+
+	prevTuples, curTuples map[tupleKey]*Process
+
+	pidBuf   []int32
+	sockBuf  []Socket
+	readBuf  []*procEntry
+	deniedLn bool
+	stats    ScanStats
+}
+
+// procEntry is what the scanner knows of one process.
+type procEntry struct {
+	pid        int32
+	sig        fdSignal
+	inodes     []uint64 // socket inodes at the last fd read, sorted
+	readScan   uint64   // scan of the last fd read
+	activeScan uint64   // scan in which inodes last changed
+	seenScan   uint64
+	denied     bool
+	needRead   bool
+	proc       *Process // details; nil until the process owns a socket
+	exe        exeKey
+	exeScan    uint64 // scan of the last exec check
+	stale      bool   // details must be re-read (exec)
+	netns      uint64
+}
+
+// owners are the pids holding one socket inode; usually one.
+type owners struct {
+	pid  int32
+	more []int32
+}
+
+func (o owners) each(fn func(int32)) {
+	fn(o.pid)
+	for _, p := range o.more {
+		fn(p)
+	}
+}
+
+// unresolvedInode is a socket inode no searched process held.
+type unresolvedInode struct {
+	seenScan uint64
+	wideDone bool // a sweep of every process did not find it either
+}
+
+// tupleKey identifies a connection, to carry its owner over to the
+// inode-0 socket (TIME-WAIT, orphan) it becomes.
+type tupleKey struct {
+	proto         Proto
+	netns         uint64
+	local, remote netip.AddrPort
+}
+
+// nsSource lists the sockets of another network namespace.
+type nsSource struct {
+	src      SocketSource
+	usedScan uint64
+}
+
+// NewSystemScanner opens the procfs root and the socket source. With
+// Source "auto" (or empty) a netlink failure falls back to /proc/net.
+func NewSystemScanner(opts ScanOptions) (*SystemScanner, error) {
+	if opts.ProcRoot == "" {
+		opts.ProcRoot = "/proc"
+	}
+	if opts.Source == "" {
+		opts.Source = SourceAuto
+	}
+	if opts.WideSearchInterval == 0 {
+		opts.WideSearchInterval = 30 * time.Second
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = min(runtime.GOMAXPROCS(0), 4)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	switch opts.Source {
+	case SourceAuto, SourceNetlink, SourceProcfs:
+	default:
+		return nil, fmt.Errorf("unknown socket source %q (want auto, netlink or procfs)", opts.Source)
+	}
+	fs, err := procfs.NewFS(opts.ProcRoot)
+	if err != nil {
+		return nil, fmt.Errorf("procfs at %s: %w", opts.ProcRoot, err)
+	}
+	bt, err := bootTime(fs)
+	if err != nil {
+		return nil, err
+	}
+	root, err := unix.Open(opts.ProcRoot, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", opts.ProcRoot, err)
+	}
+	s := &SystemScanner{
+		opts:       opts,
+		log:        log,
+		root:       root,
+		fs:         fs,
+		details:    detailReader{bootTime: bt, users: newUserNames(opts.PasswdFile)},
+		netns:      map[uint64]*nsSource{},
+		procs:      map[int32]*procEntry{},
+		owners:     map[uint64]owners{},
+		unresolved: map[uint64]*unresolvedInode{},
+		prevTuples: map[tupleKey]*Process{},
+		curTuples:  map[tupleKey]*Process{},
+		changes:    make(chan struct{}, 1),
+	}
+	for range opts.Workers {
+		s.dirs = append(s.dirs, newProcDir(root))
+	}
+	s.hostNS = s.dirs[0].netNS("self")
+	if sig, err := s.dirs[0].signal(int32(os.Getpid())); err == nil && opts.ProcRoot == "/proc" {
+		s.counts = sig.count > 0
+	}
+	if err := s.openSource(context.Background()); err != nil {
+		unix.Close(root)
+		return nil, err
+	}
+	if opts.ProcRoot == "/proc" {
+		if a, err := newAddrLister(); err == nil {
+			s.addrs = a
+		} else {
+			log.Warn("rtnetlink unavailable; listing addresses with net.InterfaceAddrs", "err", err)
+		}
+	}
+	if opts.ProcEvents {
+		ev, err := startProcEvents(log, s.changes)
+		if err != nil {
+			log.Warn("proc connector unavailable; detecting exec by polling", "err", err)
+		} else {
+			s.events = ev
+		}
+	}
+	s.stats.Source = s.source.Name()
+	return s, nil
+}
+
+func (s *SystemScanner) openSource(ctx context.Context) error {
+	if s.opts.SocketSource != nil {
+		s.source = s.opts.SocketSource
+		return nil
+	}
+	if s.opts.Source != SourceProcfs {
+		src, err := newNetlinkSource(ctx, s.opts.Source == SourceNetlink)
+		if err == nil {
+			s.source = src
+			s.canFall = s.opts.Source == SourceAuto
+			return nil
+		}
+		if s.opts.Source == SourceNetlink {
+			return fmt.Errorf("netlink socket source: %w", err)
+		}
+		s.log.Warn("netlink sock_diag unavailable; reading /proc/net instead", "err", err)
+	}
+	s.source = NewProcNetSource(s.fs)
+	return nil
+}
+
+// Close stops the proc connector and closes the sockets and fds the
+// scanner holds. A closed scanner must not be used.
+func (s *SystemScanner) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	if s.events != nil {
+		errs = append(errs, s.events.close())
+		s.events = nil
+	}
+	if s.source != nil && s.opts.SocketSource == nil {
+		errs = append(errs, s.source.Close())
+	}
+	s.source = nil
+	for ns, src := range s.netns {
+		errs = append(errs, src.src.Close())
+		delete(s.netns, ns)
+	}
+	if s.addrs != nil {
+		errs = append(errs, s.addrs.close())
+		s.addrs = nil
+	}
+	if s.root >= 0 {
+		errs = append(errs, unix.Close(s.root))
+		s.root = -1
+	}
+	return errors.Join(errs...)
+}
+
+// Changes delivers a value (coalesced) when the proc connector reports
+// that a process owning sockets at the last scan exited or exec'd, so the
+// caller may scan early to close its bindings on time. Without ProcEvents
+// it never fires.
+func (s *SystemScanner) Changes() <-chan struct{} { return s.changes }
+
+// Stats returns the scanner's counters.
+func (s *SystemScanner) Stats() ScanStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// Scan implements Scanner.
+func (s *SystemScanner) Scan(ctx context.Context) (*Snapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.root < 0 {
+		return nil, errors.New("scan: scanner is closed")
+	}
+	s.scanNo++
+	now := time.Now()
+
+	if err := s.refreshProcs(ctx); err != nil {
+		return nil, err
+	}
+	// The host's socket dump and the fd reads of new or changed processes
+	// are independent kernel work: overlap them when there is fd work.
+	var socks []Socket
+	var err error
+	if n := s.countNeedRead(); n > 0 {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			socks, err = s.listHostSockets(ctx, s.sockBuf[:0])
+		}()
+		rerr := s.readChanged(ctx)
+		<-done
+		if err == nil {
+			err = rerr
+		}
+	} else {
+		socks, err = s.listHostSockets(ctx, s.sockBuf[:0])
+	}
+	if err != nil {
+		return nil, err
+	}
+	if s.opts.AllNetNS {
+		socks = s.listOtherNetNS(ctx, socks)
+	}
+	s.sockBuf = socks
+	if err := s.resolveUnknown(ctx, socks, now); err != nil {
+		return nil, err
+	}
+	if err := s.loadDetails(ctx, socks); err != nil {
+		return nil, err
+	}
+	snap := &Snapshot{Time: now}
+	snap.Sockets = s.attribute(socks)
+	snap.Addrs = s.hostAddrs(ctx)
+	snap.Denied = s.denied()
+	if s.events != nil {
+		owners := map[int32]bool{}
+		for i := range snap.Sockets {
+			if p := snap.Sockets[i].Owner; p != nil {
+				owners[p.PID] = true
+			}
+		}
+		s.events.setOwners(owners)
+	}
+	s.stats.Scans++
+	s.stats.Source = s.source.Name()
+	return snap, nil
+}
+
+// refreshProcs lists the processes and checks each one's fd signal.
+func (s *SystemScanner) refreshProcs(ctx context.Context) error {
+	d := s.dirs[0]
+	pids, err := d.appendPids(s.pidBuf[:0])
+	if err != nil {
+		return err
+	}
+	s.pidBuf = pids
+	var execd map[int32]bool
+	if s.events != nil {
+		var lost bool
+		execd, lost = s.events.drain()
+		if lost {
+			s.log.Debug("proc connector lost events; checking executables by polling once")
+			for _, e := range s.procs {
+				e.exeScan = 0
+			}
+		}
+	}
+	for i, pid := range pids {
+		if i&255 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		sig, err := d.signal(pid)
+		e := s.procs[pid]
+		if err != nil {
+			if e != nil {
+				s.dropProc(e)
+			}
+			continue // gone, or a kernel without this file
+		}
+		switch {
+		case e == nil:
+			e = &procEntry{pid: pid, needRead: true}
+			s.procs[pid] = e
+		case sig.ino != e.sig.ino:
+			// A new process under a reused pid (or a recycled dentry):
+			// forget everything about the old one.
+			s.dropProc(e)
+			e = &procEntry{pid: pid, needRead: true}
+			s.procs[pid] = e
+		case sig.count != e.sig.count:
+			e.needRead = true
+		case e.denied && sig.uid != e.sig.uid:
+			e.needRead = true // setuid: it may be readable now
+		}
+		if execd[pid] {
+			e.needRead = true
+			e.stale = true
+		}
+		if e.needRead && s.opts.AllNetNS {
+			e.netns = d.netNS(pidString(pid))
+		}
+		e.sig = sig
+		e.seenScan = s.scanNo
+	}
+	for pid, e := range s.procs {
+		if e.seenScan != s.scanNo {
+			s.dropProc(e)
+			delete(s.procs, pid)
+		}
+	}
+	return nil
+}
+
+func pidString(pid int32) string { return strconv.Itoa(int(pid)) }
+
+// dropProc removes a process's inodes from the owner index.
+func (s *SystemScanner) dropProc(e *procEntry) {
+	s.setInodes(e, nil)
+	delete(s.procs, e.pid)
+}
+
+// setInodes replaces the socket inodes of e (sorted) and updates the
+// owner index.
+func (s *SystemScanner) setInodes(e *procEntry, inodes []uint64) {
+	old := e.inodes
+	i, j := 0, 0
+	changed := false
+	for i < len(old) || j < len(inodes) {
+		switch {
+		case j == len(inodes) || (i < len(old) && old[i] < inodes[j]):
+			s.removeOwner(old[i], e.pid)
+			i++
+			changed = true
+		case i == len(old) || inodes[j] < old[i]:
+			s.addOwner(inodes[j], e.pid)
+			j++
+			changed = true
+		default:
+			i++
+			j++
+		}
+	}
+	if changed {
+		e.activeScan = s.scanNo
+	}
+	e.inodes = inodes
+}
+
+func (s *SystemScanner) addOwner(ino uint64, pid int32) {
+	o, ok := s.owners[ino]
+	if !ok {
+		s.owners[ino] = owners{pid: pid}
+		delete(s.unresolved, ino)
+		return
+	}
+	if o.pid == pid || slices.Contains(o.more, pid) {
+		return
+	}
+	o.more = append(o.more, pid)
+	s.owners[ino] = o
+}
+
+func (s *SystemScanner) removeOwner(ino uint64, pid int32) {
+	o, ok := s.owners[ino]
+	if !ok {
+		return
+	}
+	if o.pid == pid {
+		if len(o.more) == 0 {
+			delete(s.owners, ino)
+			return
+		}
+		o.pid, o.more = o.more[0], o.more[1:]
+	} else if k := slices.Index(o.more, pid); k >= 0 {
+		o.more = slices.Delete(slices.Clone(o.more), k, k+1)
+	}
+	if len(o.more) == 0 {
+		o.more = nil
+	}
+	s.owners[ino] = o
+}
+
+// readChanged re-reads the fd directories of new and changed processes,
+// in parallel when there are many (the first scan).
+func (s *SystemScanner) readChanged(ctx context.Context) error {
+	list := s.readBuf[:0]
+	for _, e := range s.procs {
+		if !e.needRead {
+			continue
+		}
+		if s.counts && e.sig.count == 0 {
+			// No open fd at all (a kernel thread): nothing to read.
+			e.needRead, e.readScan, e.denied = false, s.scanNo, false
+			s.setInodes(e, nil)
+			continue
+		}
+		list = append(list, e)
+	}
+	s.readBuf = list
+	err := s.readFDs(ctx, list, false)
+	clear(list)
+	return err
+}
+
+// fdResult is the outcome of reading one process's fds.
+type fdResult struct {
+	inodes []uint64
+	links  int
+	err    error
+}
+
+// readFDs reads the fds of the given processes and updates the index.
+func (s *SystemScanner) readFDs(ctx context.Context, list []*procEntry, candidate bool) error {
+	if len(list) == 0 {
+		return nil
+	}
+	results := make([]fdResult, len(list))
+	err := s.parallel(ctx, len(list), func(d *procDir, i int) {
+		r := &results[i]
+		r.inodes, r.links, r.err = d.readSocketInodes(list[i].pid, nil)
+	})
+	if err != nil {
+		return err
+	}
+	for i, e := range list {
+		r := results[i]
+		s.stats.FDDirReads++
+		if candidate {
+			s.stats.CandidateReads++
+		}
+		s.stats.FDLinkReads += uint64(r.links)
+		e.needRead = false
+		e.readScan = s.scanNo
+		switch {
+		case r.err == nil:
+			e.denied = false
+		case errors.Is(r.err, errDenied):
+			e.denied = true
+		case isNotExist(r.err):
+			s.dropProc(e)
+			continue
+		default:
+			s.log.Debug("cannot read fds", "pid", e.pid, "err", r.err)
+		}
+		slices.Sort(r.inodes)
+		r.inodes = slices.Compact(r.inodes)
+		if len(r.inodes) == 0 {
+			r.inodes = nil
+		}
+		s.setInodes(e, r.inodes)
+	}
+	return nil
+}
+
+// listHostSockets dumps the sockets of the scanner's own namespace,
+// falling back to /proc/net in auto mode.
+func (s *SystemScanner) listHostSockets(ctx context.Context, dst []Socket) ([]Socket, error) {
+	dst, err := s.source.AppendSockets(ctx, dst)
+	if err != nil && s.canFall && ctx.Err() == nil {
+		s.log.Warn("netlink sock_diag failed; reading /proc/net from now on", "err", err)
+		s.source.Close()
+		s.source = NewProcNetSource(s.fs)
+		s.canFall = false
+		dst, err = s.source.AppendSockets(ctx, dst[:0])
+	}
+	if err != nil {
+		return dst, fmt.Errorf("list sockets (%s): %w", s.source.Name(), err)
+	}
+	for i := range dst {
+		dst[i].NetNS = s.hostNS
+	}
+	return dst, nil
+}
+
+func (s *SystemScanner) countNeedRead() int {
+	n := 0
+	for _, e := range s.procs {
+		if e.needRead {
+			n++
+		}
+	}
+	return n
+}
+
+// resolveUnknown searches the owners of socket inodes that no known
+// process holds, reading each candidate process at most once per scan.
+func (s *SystemScanner) resolveUnknown(ctx context.Context, socks []Socket, now time.Time) error {
+	var unknown []*Socket
+	pendingWide := false
+	for i := range socks {
+		sk := &socks[i]
+		if sk.Inode == 0 {
+			continue
+		}
+		if _, ok := s.owners[sk.Inode]; ok {
+			continue
+		}
+		u := s.unresolved[sk.Inode]
+		if u == nil {
+			unknown = append(unknown, sk)
+			continue
+		}
+		u.seenScan = s.scanNo
+		if !u.wideDone {
+			pendingWide = true
+		}
+	}
+	if len(unknown) > 0 {
+		if err := s.searchCandidates(ctx, unknown); err != nil {
+			return err
+		}
+		for _, sk := range unknown {
+			if _, ok := s.owners[sk.Inode]; !ok {
+				s.unresolved[sk.Inode] = &unresolvedInode{seenScan: s.scanNo, wideDone: s.scanNo == 1}
+				pendingWide = pendingWide || s.scanNo != 1
+			}
+		}
+	}
+	if pendingWide && s.opts.WideSearchInterval > 0 && now.Sub(s.lastWide) >= s.opts.WideSearchInterval {
+		s.lastWide = now
+		s.stats.WideSearches++
+		var list []*procEntry
+		for _, e := range s.procs {
+			if e.readScan != s.scanNo && !e.denied {
+				list = append(list, e)
+			}
+		}
+		if err := s.readFDs(ctx, list, true); err != nil {
+			return err
+		}
+		for _, u := range s.unresolved {
+			u.wideDone = true
+		}
+	}
+	n := 0
+	for ino, u := range s.unresolved {
+		if u.seenScan != s.scanNo {
+			delete(s.unresolved, ino)
+			continue
+		}
+		if _, ok := s.owners[ino]; ok {
+			delete(s.unresolved, ino)
+			continue
+		}
+		n++
+	}
+	s.stats.Unresolved = n
+	return nil
+}
+
+// searchCandidates reads likely owners of the unknown sockets until all
+// are found: owners of a listener on a connection's local port first,
+// then processes of the socket's uid, most recently socket-active first.
+func (s *SystemScanner) searchCandidates(ctx context.Context, unknown []*Socket) error {
+	if s.scanNo == 1 {
+		return nil // the first scan has just read every process
+	}
+	missing := make(map[uint64]bool, len(unknown))
+	for _, sk := range unknown {
+		missing[sk.Inode] = true
+	}
+	queued := map[int32]bool{}
+	var first, byUID []*procEntry
+	add := func(list *[]*procEntry, pid int32) {
+		e := s.procs[pid]
+		if e == nil || queued[pid] || e.readScan == s.scanNo || e.denied {
+			return
+		}
+		queued[pid] = true
+		*list = append(*list, e)
+	}
+	listeners := map[tupleKey][]int32{}
+	for i := range s.sockBuf {
+		sk := &s.sockBuf[i]
+		if sk.State.Listening() && sk.Inode != 0 {
+			if o, ok := s.owners[sk.Inode]; ok {
+				k := tupleKey{proto: sk.Proto, netns: sk.NetNS, local: netip.AddrPortFrom(netip.Addr{}, sk.Local.Port())}
+				o.each(func(p int32) { listeners[k] = append(listeners[k], p) })
+			}
+		}
+	}
+	uids := map[uint32]bool{}
+	for _, sk := range unknown {
+		uids[sk.UID] = true
+		if sk.Proto == ProtoTCP && sk.Connected() {
+			k := tupleKey{proto: sk.Proto, netns: sk.NetNS, local: netip.AddrPortFrom(netip.Addr{}, sk.Local.Port())}
+			for _, p := range listeners[k] {
+				add(&first, p)
+			}
+		}
+	}
+	for pid, e := range s.procs {
+		if uids[e.sig.uid] {
+			add(&byUID, pid)
+		}
+	}
+	slices.SortFunc(byUID, func(a, b *procEntry) int {
+		return cmp.Or(cmp.Compare(b.activeScan, a.activeScan), cmp.Compare(a.pid, b.pid))
+	})
+	// Read in small batches so that the search stops soon after the last
+	// unknown inode is found.
+	order := append(first, byUID...)
+	for start := 0; start < len(order) && len(missing) > 0; {
+		end := min(len(order), start+max(4, start))
+		if err := s.readFDs(ctx, order[start:end], true); err != nil {
+			return err
+		}
+		for ino := range missing {
+			if _, ok := s.owners[ino]; ok {
+				delete(missing, ino)
+			}
+		}
+		start = end
+	}
+	return nil
+}
+
+// attribute builds the observed sockets of the snapshot.
+func (s *SystemScanner) attribute(socks []Socket) []Observed {
+	obs := make([]Observed, len(socks))
+	type lkey struct {
+		proto Proto
+		netns uint64
+		port  uint16
+	}
+	type listener struct {
+		addr  netip.Addr
+		owner *Process
+	}
+	var listeners map[lkey][]listener
+	hasOrphans := false
+	for i := range socks {
+		o := &obs[i]
+		o.Socket = socks[i]
+		if o.Inode == 0 {
+			hasOrphans = true
+			continue
+		}
+		o.Owner = s.ownerOf(o.Inode)
+	}
+	if hasOrphans {
+		listeners = map[lkey][]listener{}
+		for i := range obs {
+			o := &obs[i]
+			if o.Owner != nil && o.State.Listening() {
+				k := lkey{o.Proto, o.NetNS, o.Local.Port()}
+				listeners[k] = append(listeners[k], listener{o.Local.Addr(), o.Owner})
+			}
+		}
+	}
+	clear(s.curTuples)
+	for i := range obs {
+		o := &obs[i]
+		if o.Inode == 0 {
+			k := tupleKey{o.Proto, o.NetNS, o.Local, o.Remote}
+			if p := s.prevTuples[k]; p != nil {
+				o.Owner, o.Inherited = p, true
+			} else {
+				var wild *Process
+				for _, l := range listeners[lkey{o.Proto, o.NetNS, o.Local.Port()}] {
+					if l.addr == o.Local.Addr() {
+						o.Owner = l.owner
+						break
+					}
+					if l.addr.IsUnspecified() && wild == nil {
+						wild = l.owner
+					}
+				}
+				if o.Owner == nil {
+					o.Owner = wild
+				}
+				o.Inherited = o.Owner != nil
+			}
+		}
+		if o.Owner != nil && o.Connected() {
+			s.curTuples[tupleKey{o.Proto, o.NetNS, o.Local, o.Remote}] = o.Owner
+		}
+	}
+	s.prevTuples, s.curTuples = s.curTuples, s.prevTuples
+	return obs
+}
+
+// ownerOf returns the process holding inode: when several do (a socket
+// inherited across fork), the one that started first.
+func (s *SystemScanner) ownerOf(ino uint64) *Process {
+	o, ok := s.owners[ino]
+	if !ok {
+		return nil
+	}
+	if len(o.more) == 0 {
+		return s.procDetails(o.pid)
+	}
+	var best *Process
+	o.each(func(pid int32) {
+		p := s.procDetails(pid)
+		if p == nil {
+			return
+		}
+		if best == nil || p.StartTime.Before(best.StartTime) || (p.StartTime.Equal(best.StartTime) && p.PID < best.PID) {
+			best = p
+		}
+	})
+	return best
+}
+
+// procDetails returns the details of pid loaded by loadDetails.
+func (s *SystemScanner) procDetails(pid int32) *Process {
+	if e := s.procs[pid]; e != nil {
+		return e.proc
+	}
+	return nil
+}
+
+// execPollEvery is how many scans apart the executable of a socket owner
+// whose fds did not change is checked for an exec, without ProcEvents.
+const execPollEvery = 16
+
+// loadDetails loads the details of every process that holds a socket of
+// this scan and has none yet, or exec'd: detected by the proc connector,
+// or — without it — by the inode of /proc/<pid>/exe, checked whenever
+// the process's fds were re-read and every execPollEvery scans.
+func (s *SystemScanner) loadDetails(ctx context.Context, socks []Socket) error {
+	var need []*procEntry
+	queued := map[int32]bool{}
+	d := s.dirs[0]
+	for i := range socks {
+		o, ok := s.owners[socks[i].Inode]
+		if !ok || socks[i].Inode == 0 {
+			continue
+		}
+		o.each(func(pid int32) {
+			e := s.procs[pid]
+			if e == nil || queued[pid] {
+				return
+			}
+			queued[pid] = true
+			if e.proc != nil && !e.stale && s.events == nil && e.exeScan != s.scanNo &&
+				(e.readScan == s.scanNo || (uint64(pid)+s.scanNo)%execPollEvery == 0 || e.exeScan == 0) {
+				e.exeScan = s.scanNo
+				if d.exeKey(pid) != e.exe {
+					e.stale = true
+				}
+			}
+			if e.proc == nil || e.stale {
+				need = append(need, e)
+			}
+		})
+	}
+	if len(need) == 0 {
+		return nil
+	}
+	type result struct {
+		p   *Process
+		exe exeKey
+		err error
+	}
+	results := make([]result, len(need))
+	err := s.parallel(ctx, len(need), func(d *procDir, i int) {
+		r := &results[i]
+		r.p, r.exe, r.err = d.loadProcess(&s.details, need[i].pid)
+	})
+	if err != nil {
+		return err
+	}
+	for i, e := range need {
+		r := results[i]
+		s.stats.DetailReads++
+		if r.err != nil {
+			s.log.Debug("cannot read process details", "pid", e.pid, "err", r.err)
+			continue // keep what we knew; nil for a process gone at once
+		}
+		e.proc, e.exe, e.exeScan, e.stale = r.p, r.exe, s.scanNo, false
+	}
+	return nil
+}
+
+// parallel calls fn(dir, i) for i in [0, n), spread over the scanner's
+// workers when n is large enough to be worth it.
+func (s *SystemScanner) parallel(ctx context.Context, n int, fn func(d *procDir, i int)) error {
+	workers := min(len(s.dirs), n/8+1)
+	if workers <= 1 {
+		for i := range n {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			fn(s.dirs[0], i)
+		}
+		return nil
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			d := s.dirs[w]
+			for i := w; i < n; i += workers {
+				if ctx.Err() != nil {
+					return
+				}
+				fn(d, i)
+			}
+		})
+	}
+	wg.Wait()
+	return ctx.Err()
+}
+
+// denied lists the live processes whose fds could not be read, and logs
+// the first time there are any.
+func (s *SystemScanner) denied() []int32 {
+	var out []int32
+	for pid, e := range s.procs {
+		if e.denied {
+			out = append(out, pid)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	slices.Sort(out)
+	if !s.deniedLn {
+		s.deniedLn = true
+		s.log.Warn("permission denied reading the fds of other users' processes: their sockets are reported without an owner; run as root (or with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH) to see them",
+			"processes", len(out), "pids", out[:min(len(out), 10)])
+	}
+	return out
+}
+
+// hostAddrs lists the host's addresses, normalised, sorted and unique.
+func (s *SystemScanner) hostAddrs(ctx context.Context) []netip.Addr {
+	var out []netip.Addr
+	if s.addrs != nil {
+		var err error
+		out, err = s.addrs.appendAddrs(ctx, nil)
+		if err != nil {
+			s.log.Warn("rtnetlink address dump failed; using net.InterfaceAddrs from now on", "err", err)
+			s.addrs.close()
+			s.addrs = nil
+			out = out[:0]
+		}
+	}
+	if s.addrs == nil {
+		ifas, err := net.InterfaceAddrs()
+		if err != nil {
+			s.log.Debug("cannot list interface addresses", "err", err)
+		}
+		for _, a := range ifas {
+			if p, err := netip.ParsePrefix(a.String()); err == nil {
+				out = append(out, NormalizeAddr(p.Addr()))
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b netip.Addr) int { return a.Compare(b) })
+	return slices.Compact(out)
+}
+
+// listOtherNetNS appends the sockets of every network namespace, other
+// than the host's, that holds a process.
+func (s *SystemScanner) listOtherNetNS(ctx context.Context, dst []Socket) []Socket {
+	pids := map[uint64]int32{}
+	for pid, e := range s.procs {
+		if e.netns != 0 && e.netns != s.hostNS {
+			if p, ok := pids[e.netns]; !ok || pid < p {
+				pids[e.netns] = pid
+			}
+		}
+	}
+	for ns, pid := range pids {
+		src := s.netns[ns]
+		if src == nil {
+			var err error
+			src, err = s.openNetNS(ctx, pid)
+			if err != nil {
+				if !s.netnsErr {
+					s.netnsErr = true
+					s.log.Warn("cannot list the sockets of other network namespaces", "netns", ns, "pid", pid, "err", err)
+				}
+				continue
+			}
+			s.netns[ns] = src
+		}
+		src.usedScan = s.scanNo
+		n := len(dst)
+		var err error
+		dst, err = src.src.AppendSockets(ctx, dst)
+		if err != nil {
+			s.log.Debug("cannot list the sockets of a network namespace", "netns", ns, "err", err)
+			dst = dst[:n]
+			src.src.Close()
+			delete(s.netns, ns)
+			continue
+		}
+		for i := n; i < len(dst); i++ {
+			dst[i].NetNS = ns
+		}
+	}
+	for ns, src := range s.netns {
+		if src.usedScan != s.scanNo {
+			src.src.Close()
+			delete(s.netns, ns)
+		}
+	}
+	return dst
+}
+
+// openNetNS opens a socket source inside the network namespace of pid:
+// a netlink socket created there (it stays bound to that namespace), or
+// /proc/<pid>/net with the procfs source.
+func (s *SystemScanner) openNetNS(ctx context.Context, pid int32) (*nsSource, error) {
+	if s.source.Name() == SourceProcfs {
+		fs, err := procfs.NewFS(filepath.Join(s.opts.ProcRoot, pidString(pid)))
+		if err != nil {
+			return nil, err
+		}
+		return &nsSource{src: NewProcNetSource(fs)}, nil
+	}
+	src, err := netlinkSourceInNetNS(ctx, filepath.Join(s.opts.ProcRoot, pidString(pid), "ns", "net"))
+	if err != nil {
+		return nil, err
+	}
+	return &nsSource{src: src}, nil
+}
+
+var _ Scanner = (*SystemScanner)(nil)
+var _ io.Closer = (*SystemScanner)(nil)
