@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -165,7 +166,12 @@ func helperServe(wildcard bool) error {
 				err = ferr
 				break
 			}
-			env := append(os.Environ(), helperEnv+"=hold", "ND_HELPER_COMM=")
+			env := []string{helperEnv + "=hold"}
+			for _, kv := range os.Environ() {
+				if !strings.HasPrefix(kv, helperEnv+"=") && !strings.HasPrefix(kv, "ND_HELPER_COMM=") {
+					env = append(env, kv)
+				}
+			}
 			err = syscall.Exec(arg, []string{arg}, env)
 		default:
 			err = fmt.Errorf("unknown command %q", cmd)
@@ -184,21 +190,23 @@ func helperServe(wildcard bool) error {
 }
 
 // helperScan runs as an unprivileged user: it opens a UDP socket of its
-// own, scans, and reports what it could see.
+// own, scans twice (logging to stderr), and reports what it could see.
 func helperScan() error {
 	own, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
 	defer own.Close()
-	s, err := NewSystemScanner(ScanOptions{})
+	s, err := NewSystemScanner(ScanOptions{Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	snap, err := s.Scan(context.Background())
-	if err != nil {
-		return err
+	var snap *Snapshot
+	for range 2 { // the second scan must not log the denial again
+		if snap, err = s.Scan(context.Background()); err != nil {
+			return err
+		}
 	}
 	out := unprivReport{UID: os.Getuid(), Denied: snap.Denied}
 	for _, o := range snap.Sockets {

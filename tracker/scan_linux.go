@@ -80,6 +80,8 @@ type SystemScanner struct {
 	scanNo     uint64
 
 	prevTuples, curTuples map[tupleKey]*Process
+	seenInodes            map[uint64]struct{}
+	seenConns             map[tupleKey]int
 
 	pidBuf   []int32
 	sockBuf  []Socket
@@ -318,6 +320,7 @@ func (s *SystemScanner) Scan(ctx context.Context) (*Snapshot, error) {
 	if s.opts.AllNetNS {
 		socks = s.listOtherNetNS(ctx, socks)
 	}
+	socks = s.dedup(socks)
 	s.sockBuf = socks
 	if err := s.resolveUnknown(ctx, socks, now); err != nil {
 		return nil, err
@@ -579,6 +582,42 @@ func (s *SystemScanner) countNeedRead() int {
 		}
 	}
 	return n
+}
+
+// dedup drops sockets listed twice. Dumps are not atomic (/proc/net files
+// are read page by page, netlink dumps datagram by datagram), so a socket
+// can show up twice when the tables change meanwhile, or a new connection
+// both as a syn-recv request and as the established child. Of two entries
+// with the same inode one is kept; of two inode-0 entries of the same
+// connection, the one past syn-recv.
+func (s *SystemScanner) dedup(socks []Socket) []Socket {
+	if s.seenInodes == nil {
+		s.seenInodes = map[uint64]struct{}{}
+		s.seenConns = map[tupleKey]int{}
+	}
+	clear(s.seenInodes)
+	clear(s.seenConns)
+	out := socks[:0]
+	for _, sk := range socks {
+		if sk.Inode != 0 {
+			if _, dup := s.seenInodes[sk.Inode]; dup {
+				continue
+			}
+			s.seenInodes[sk.Inode] = struct{}{}
+			out = append(out, sk)
+			continue
+		}
+		k := tupleKey{sk.Proto, sk.NetNS, sk.Local, sk.Remote}
+		if i, dup := s.seenConns[k]; dup {
+			if out[i].State == StateSynRecv {
+				out[i] = sk
+			}
+			continue
+		}
+		s.seenConns[k] = len(out)
+		out = append(out, sk)
+	}
+	return out
 }
 
 // resolveUnknown searches the owners of socket inodes that no known
@@ -917,7 +956,7 @@ func (s *SystemScanner) denied() []int32 {
 	slices.Sort(out)
 	if !s.deniedLn {
 		s.deniedLn = true
-		s.log.Warn("permission denied reading the fds of other users' processes: their sockets are reported without an owner; run as root (or with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH) to see them",
+		s.log.Warn("permission denied reading the fds of some processes (other users', or protected): their sockets are reported without an owner; run as root (CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH) to see them",
 			"processes", len(out), "pids", out[:min(len(out), 10)])
 	}
 	return out
