@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/bits"
 	"net"
 	"net/netip"
 	"os"
@@ -79,9 +80,9 @@ type SystemScanner struct {
 	lastWide   time.Time
 	scanNo     uint64
 
-	prevTuples, curTuples map[tupleKey]*Process
-	seenInodes            map[uint64]struct{}
-	seenConns             map[tupleKey]int
+	prevTuples, curTuples map[connKey]*Process
+	seenInodes            inodeSet
+	seenConns             map[connKey]int
 
 	pidBuf   []int32
 	sockBuf  []Socket
@@ -126,12 +127,28 @@ type unresolvedInode struct {
 	wideDone bool // a sweep of every process did not find it either
 }
 
-// tupleKey identifies a connection, to carry its owner over to the
-// inode-0 socket (TIME-WAIT, orphan) it becomes.
-type tupleKey struct {
-	proto         Proto
+// connKey identifies a connection, to carry its owner over to the inode-0
+// socket (TIME-WAIT, orphan) it becomes, and to find duplicates. It holds
+// no pointers, so maps hash it as plain memory.
+type connKey struct {
+	local, remote [16]byte
 	netns         uint64
-	local, remote netip.AddrPort
+	lport, rport  uint16
+	proto         Proto
+}
+
+func keyOf(s *Socket) connKey {
+	return connKey{
+		local: s.Local.Addr().As16(), remote: s.Remote.Addr().As16(),
+		netns: s.NetNS, lport: s.Local.Port(), rport: s.Remote.Port(), proto: s.Proto,
+	}
+}
+
+// portKey identifies the listeners of one port.
+type portKey struct {
+	netns uint64
+	port  uint16
+	proto Proto
 }
 
 // nsSource lists the sockets of another network namespace.
@@ -186,8 +203,8 @@ func NewSystemScanner(opts ScanOptions) (*SystemScanner, error) {
 		procs:      map[int32]*procEntry{},
 		owners:     map[uint64]owners{},
 		unresolved: map[uint64]*unresolvedInode{},
-		prevTuples: map[tupleKey]*Process{},
-		curTuples:  map[tupleKey]*Process{},
+		prevTuples: map[connKey]*Process{},
+		curTuples:  map[connKey]*Process{},
 		changes:    make(chan struct{}, 1),
 	}
 	for range opts.Workers {
@@ -589,35 +606,69 @@ func (s *SystemScanner) countNeedRead() int {
 // can show up twice when the tables change meanwhile, or a new connection
 // both as a syn-recv request and as the established child. Of two entries
 // with the same inode one is kept; of two inode-0 entries of the same
-// connection, the one past syn-recv.
+// connection, the one past syn-recv. TIME-WAIT entries never move within
+// the tables and are not checked (a busy server has tens of thousands).
 func (s *SystemScanner) dedup(socks []Socket) []Socket {
-	if s.seenInodes == nil {
-		s.seenInodes = map[uint64]struct{}{}
-		s.seenConns = map[tupleKey]int{}
+	s.seenInodes.reset(len(socks))
+	if s.seenConns == nil {
+		s.seenConns = map[connKey]int{}
 	}
-	clear(s.seenInodes)
 	clear(s.seenConns)
 	out := socks[:0]
 	for _, sk := range socks {
-		if sk.Inode != 0 {
-			if _, dup := s.seenInodes[sk.Inode]; dup {
+		switch {
+		case sk.Inode != 0:
+			if !s.seenInodes.add(sk.Inode) {
 				continue
 			}
-			s.seenInodes[sk.Inode] = struct{}{}
-			out = append(out, sk)
-			continue
-		}
-		k := tupleKey{sk.Proto, sk.NetNS, sk.Local, sk.Remote}
-		if i, dup := s.seenConns[k]; dup {
-			if out[i].State == StateSynRecv {
-				out[i] = sk
+		case sk.State != StateTimeWait:
+			k := keyOf(&sk)
+			if i, dup := s.seenConns[k]; dup {
+				if out[i].State == StateSynRecv {
+					out[i] = sk
+				}
+				continue
 			}
-			continue
+			s.seenConns[k] = len(out)
 		}
-		s.seenConns[k] = len(out)
 		out = append(out, sk)
 	}
 	return out
+}
+
+// inodeSet is an open-addressing set of non-zero inodes, reused across
+// scans: cheaper than a map for the one insert per socket of a scan.
+type inodeSet struct {
+	slots []uint64
+	shift uint
+}
+
+// reset empties the set and sizes it for n inodes.
+func (h *inodeSet) reset(n int) {
+	size := 16
+	for size < 2*n {
+		size <<= 1
+	}
+	if len(h.slots) < size || len(h.slots) > 8*size {
+		h.slots = make([]uint64, size)
+	} else {
+		clear(h.slots)
+	}
+	h.shift = uint(64 - bits.TrailingZeros(uint(len(h.slots))))
+}
+
+// add inserts ino (non-zero) and reports whether it was new.
+func (h *inodeSet) add(ino uint64) bool {
+	mask := uint64(len(h.slots) - 1)
+	for i := (ino * 0x9e3779b97f4a7c15) >> h.shift; ; i = (i + 1) & mask {
+		switch h.slots[i] {
+		case 0:
+			h.slots[i] = ino
+			return true
+		case ino:
+			return false
+		}
+	}
 }
 
 // resolveUnknown searches the owners of socket inodes that no known
@@ -707,12 +758,12 @@ func (s *SystemScanner) searchCandidates(ctx context.Context, unknown []*Socket)
 		queued[pid] = true
 		*list = append(*list, e)
 	}
-	listeners := map[tupleKey][]int32{}
+	listeners := map[portKey][]int32{}
 	for i := range s.sockBuf {
 		sk := &s.sockBuf[i]
 		if sk.State.Listening() && sk.Inode != 0 {
 			if o, ok := s.owners[sk.Inode]; ok {
-				k := tupleKey{proto: sk.Proto, netns: sk.NetNS, local: netip.AddrPortFrom(netip.Addr{}, sk.Local.Port())}
+				k := portKey{netns: sk.NetNS, port: sk.Local.Port(), proto: sk.Proto}
 				o.each(func(p int32) { listeners[k] = append(listeners[k], p) })
 			}
 		}
@@ -721,7 +772,7 @@ func (s *SystemScanner) searchCandidates(ctx context.Context, unknown []*Socket)
 	for _, sk := range unknown {
 		uids[sk.UID] = true
 		if sk.Proto == ProtoTCP && sk.Connected() {
-			k := tupleKey{proto: sk.Proto, netns: sk.NetNS, local: netip.AddrPortFrom(netip.Addr{}, sk.Local.Port())}
+			k := portKey{netns: sk.NetNS, port: sk.Local.Port(), proto: sk.Proto}
 			for _, p := range listeners[k] {
 				add(&first, p)
 			}
@@ -756,16 +807,11 @@ func (s *SystemScanner) searchCandidates(ctx context.Context, unknown []*Socket)
 // attribute builds the observed sockets of the snapshot.
 func (s *SystemScanner) attribute(socks []Socket) []Observed {
 	obs := make([]Observed, len(socks))
-	type lkey struct {
-		proto Proto
-		netns uint64
-		port  uint16
-	}
 	type listener struct {
 		addr  netip.Addr
 		owner *Process
 	}
-	var listeners map[lkey][]listener
+	var listeners map[portKey][]listener
 	hasOrphans := false
 	for i := range socks {
 		o := &obs[i]
@@ -777,11 +823,11 @@ func (s *SystemScanner) attribute(socks []Socket) []Observed {
 		o.Owner = s.ownerOf(o.Inode)
 	}
 	if hasOrphans {
-		listeners = map[lkey][]listener{}
+		listeners = map[portKey][]listener{}
 		for i := range obs {
 			o := &obs[i]
 			if o.Owner != nil && o.State.Listening() {
-				k := lkey{o.Proto, o.NetNS, o.Local.Port()}
+				k := portKey{o.NetNS, o.Local.Port(), o.Proto}
 				listeners[k] = append(listeners[k], listener{o.Local.Addr(), o.Owner})
 			}
 		}
@@ -790,12 +836,12 @@ func (s *SystemScanner) attribute(socks []Socket) []Observed {
 	for i := range obs {
 		o := &obs[i]
 		if o.Inode == 0 {
-			k := tupleKey{o.Proto, o.NetNS, o.Local, o.Remote}
+			k := keyOf(&o.Socket)
 			if p := s.prevTuples[k]; p != nil {
 				o.Owner, o.Inherited = p, true
 			} else {
 				var wild *Process
-				for _, l := range listeners[lkey{o.Proto, o.NetNS, o.Local.Port()}] {
+				for _, l := range listeners[portKey{o.NetNS, o.Local.Port(), o.Proto}] {
 					if l.addr == o.Local.Addr() {
 						o.Owner = l.owner
 						break
@@ -810,8 +856,8 @@ func (s *SystemScanner) attribute(socks []Socket) []Observed {
 				o.Inherited = o.Owner != nil
 			}
 		}
-		if o.Owner != nil && o.Connected() {
-			s.curTuples[tupleKey{o.Proto, o.NetNS, o.Local, o.Remote}] = o.Owner
+		if o.Owner != nil && o.Proto == ProtoTCP && o.Connected() {
+			s.curTuples[keyOf(&o.Socket)] = o.Owner
 		}
 	}
 	s.prevTuples, s.curTuples = s.curTuples, s.prevTuples

@@ -451,3 +451,18 @@ func TestDedup(t *testing.T) {
 		})
 	}
 }
+
+func TestInodeSet(t *testing.T) {
+	var h inodeSet
+	for round, n := range []int{0, 10, 5000, 3} { // grows, then is reused
+		h.reset(n)
+		want := map[uint64]bool{}
+		for i := range 3 * n {
+			ino := uint64(i*7919%(2*n+1) + 1) // repeats values
+			if got := h.add(ino); got != !want[ino] {
+				t.Fatalf("round %d: add(%d) = %v, want %v", round, ino, got, !want[ino])
+			}
+			want[ino] = true
+		}
+	}
+}
