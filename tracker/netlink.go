@@ -18,25 +18,27 @@ import (
 //	ifaddrmsg       family u8 | prefixlen u8 | flags u8 | scope u8 | index u32 (8 bytes)
 //	rtattr          len u16 | type u16 | payload, padded to 4
 const (
-	nlmsgHdrLen     = 16
-	inetDiagReqLen  = 56
-	inetDiagMsgLen  = 72
-	ifAddrMsgLen    = 8
-	nlmsgDone       = 3
-	nlmsgError      = 2
-	nlmsgNoop       = 1
-	sockDiagByFam   = 20 // SOCK_DIAG_BY_FAMILY
-	rtmNewAddr      = 20 // RTM_NEWADDR
-	rtmGetAddr      = 22 // RTM_GETADDR
-	nlmFRequest     = 0x1
-	nlmFDump        = 0x300
-	ifaAddress      = 1
-	ifaLocal        = 2
-	afInet          = 2
-	afInet6         = 10
-	tcpStateAll     = 0x1ffe // TCP states 1..12, not the bound-inactive pseudo-state
-	udpStateAll     = 0xffffffff
-	tcpCloseUDPIdle = 7 // TCP_CLOSE: what UDP reports for an unconnected socket
+	nlmsgHdrLen          = 16
+	inetDiagReqLen       = 56
+	inetDiagCompatReqLen = 60
+	tcpDiagGetSock       = 18 // TCPDIAG_GETSOCK
+	inetDiagMsgLen       = 72
+	ifAddrMsgLen         = 8
+	nlmsgDone            = 3
+	nlmsgError           = 2
+	nlmsgNoop            = 1
+	sockDiagByFam        = 20 // SOCK_DIAG_BY_FAMILY
+	rtmNewAddr           = 20 // RTM_NEWADDR
+	rtmGetAddr           = 22 // RTM_GETADDR
+	nlmFRequest          = 0x1
+	nlmFDump             = 0x300
+	ifaAddress           = 1
+	ifaLocal             = 2
+	afInet               = 2
+	afInet6              = 10
+	tcpStateAll          = 0x1ffe // TCP states 1..12, not the bound-inactive pseudo-state
+	udpStateAll          = 0xffffffff
+	tcpCloseUDPIdle      = 7 // TCP_CLOSE: what UDP reports for an unconnected socket
 )
 
 var errShortNetlink = errors.New("truncated netlink message")
@@ -75,6 +77,27 @@ func appendDiagRequest(b []byte, seq uint32, family uint8, proto Proto) []byte {
 	b = append(b, family, uint8(proto), 0, 0)
 	b = binary.NativeEndian.AppendUint32(b, states)
 	return append(b, make([]byte, 48)...)
+}
+
+// appendCompatTCPRequest appends a TCPDIAG_GETSOCK dump request, the
+// older inet_diag_req form:
+//
+//	inet_diag_req  family u8 | src_len u8 | dst_len u8 | ext u8 | sockid (48) | states u32 | dbs u32
+//
+// The kernel answers it for both address families in one walk of its TCP
+// hash tables (it dumps with AF_UNSPEC), where SOCK_DIAG_BY_FAMILY needs
+// one walk per family.
+func appendCompatTCPRequest(b []byte, seq uint32) []byte {
+	b = appendNlHeader(b, nlHeader{
+		Len:   nlmsgHdrLen + inetDiagCompatReqLen,
+		Type:  tcpDiagGetSock,
+		Flags: nlmFRequest | nlmFDump,
+		Seq:   seq,
+	})
+	b = append(b, afInet, 0, 0, 0)
+	b = append(b, make([]byte, 48)...)
+	b = binary.NativeEndian.AppendUint32(b, tcpStateAll)
+	return binary.NativeEndian.AppendUint32(b, 0)
 }
 
 // appendAddrRequest appends an RTM_GETADDR dump request for every family.
@@ -195,7 +218,7 @@ func parseDiagDump(b []byte, seq uint32, proto Proto, dst []Socket) (out []Socke
 				return &netlinkErrno{errno: -e}
 			}
 			return nil
-		case sockDiagByFam:
+		case sockDiagByFam, tcpDiagGetSock:
 			s, err := parseDiagMsg(payload, proto)
 			if err != nil {
 				return fmt.Errorf("message at offset %d: %w", off, err)

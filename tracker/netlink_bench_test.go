@@ -23,16 +23,16 @@ func BenchmarkNetlinkDump(b *testing.B) {
 	}{{"tcp4", afInet, ProtoTCP}, {"tcp6", afInet6, ProtoTCP}, {"udp4", afInet, ProtoUDP}, {"udp6", afInet6, ProtoUDP}} {
 		b.Run(bc.name, func(b *testing.B) {
 			for b.Loop() {
-				if buf, err = src.dumpOne(ctx, src.c4, buf[:0], bc.family, bc.proto); err != nil {
+				if buf, err = src.dumpOne(ctx, src.c, buf[:0], bc.family, bc.proto); err != nil {
 					b.Fatal(err)
 				}
 			}
 			b.ReportMetric(float64(len(buf)), "sockets")
 		})
 	}
-	b.Run("seq", func(b *testing.B) {
+	b.Run("tcp-one-walk", func(b *testing.B) {
 		for b.Loop() {
-			if buf, err = src.dumpFamilies(ctx, src.c4, buf[:0], afInet, afInet6); err != nil {
+			if buf, err = src.dumpTCP(ctx, src.c, buf[:0]); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -363,6 +363,34 @@ func parseStat(b []byte) (string, uint64, error) {
 	return comm, start, nil
 }
 
+// pfKthread is PF_KTHREAD in the flags of /proc/<pid>/stat.
+const pfKthread = 0x00200000
+
+// kernelThread reports whether pid is a kernel thread.
+func (d *procDir) kernelThread(pid int32) bool {
+	b, err := d.readFile(pid, "stat")
+	if err != nil {
+		return false
+	}
+	end := -1
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] == ')' {
+			end = i
+			break
+		}
+	}
+	if end < 0 {
+		return false
+	}
+	// Fields after comm: state ppid pgrp session tty_nr tpgid flags.
+	f := strings.Fields(string(b[end+1:]))
+	if len(f) < 7 {
+		return false
+	}
+	flags, err := strconv.ParseUint(f[6], 10, 64)
+	return err == nil && flags&pfKthread != 0
+}
+
 // parseStatusUID returns the effective uid of a /proc/<pid>/status text.
 func parseStatusUID(b []byte) (uint32, bool) {
 	for line := range strings.SplitSeq(string(b), "\n") {

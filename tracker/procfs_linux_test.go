@@ -154,3 +154,22 @@ func openUDPSocket(t *testing.T) (int, uint64) {
 	}
 	return fd, st.Ino
 }
+
+func TestKernelThread(t *testing.T) {
+	s := newTestScanner(t, ScanOptions{ProcRoot: "testdata/proc", Source: SourceProcfs})
+	d := s.dirs[0]
+	if !d.kernelThread(2) {
+		t.Error("fixture kthreadd (flags 2129984) not seen as a kernel thread")
+	}
+	if d.kernelThread(100) {
+		t.Error("fixture sshd seen as a kernel thread")
+	}
+	if d.kernelThread(12345) {
+		t.Error("missing pid seen as a kernel thread")
+	}
+	if live := newTestScanner(t, ScanOptions{Source: SourceProcfs}); live.dirs[0].kernelThread(int32(os.Getpid())) {
+		t.Error("the test process seen as a kernel thread")
+	} else if _, err := os.Stat("/proc/2/stat"); err == nil && !live.dirs[0].kernelThread(2) {
+		t.Error("pid 2 (kthreadd) not seen as a kernel thread")
+	}
+}

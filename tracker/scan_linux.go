@@ -106,6 +106,7 @@ type procEntry struct {
 	exeScan    uint64 // scan of the last exec check
 	stale      bool   // details must be re-read (exec)
 	netns      uint64
+	kthread    bool // a kernel thread: its fd signal is rarely checked
 }
 
 // owners are the pids holding one socket inode; usually one.
@@ -388,8 +389,12 @@ func (s *SystemScanner) refreshProcs(ctx context.Context) error {
 				return err
 			}
 		}
-		sig, err := d.signal(pid)
 		e := s.procs[pid]
+		if e != nil && e.kthread && (uint64(pid)+s.scanNo)%kthreadCheckEvery != 0 {
+			e.seenScan = s.scanNo // kernel threads never open files
+			continue
+		}
+		sig, err := d.signal(pid)
 		if err != nil {
 			if e != nil {
 				s.dropProc(e)
@@ -415,6 +420,9 @@ func (s *SystemScanner) refreshProcs(ctx context.Context) error {
 			e.needRead = true
 			e.stale = true
 		}
+		if e.needRead && s.counts && sig.count == 0 && e.readScan == 0 {
+			e.kthread = d.kernelThread(pid)
+		}
 		if e.needRead && s.opts.AllNetNS {
 			e.netns = d.netNS(pidString(pid))
 		}
@@ -429,6 +437,11 @@ func (s *SystemScanner) refreshProcs(ctx context.Context) error {
 	}
 	return nil
 }
+
+// kthreadCheckEvery is how many scans apart a kernel thread's fd signal is
+// checked (to notice its pid reused by a process, which needs the pid
+// counter to wrap around first).
+const kthreadCheckEvery = 64
 
 func pidString(pid int32) string { return strconv.Itoa(int(pid)) }
 

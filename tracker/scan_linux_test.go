@@ -466,3 +466,49 @@ func TestInodeSet(t *testing.T) {
 		}
 	}
 }
+
+// TestNetlinkTCPOneWalk checks that the one-walk TCP dump (TCPDIAG_GETSOCK)
+// reports the helper's TCP sockets, v4 and v6, exactly as the per-family
+// SOCK_DIAG_BY_FAMILY dumps do.
+func TestNetlinkTCPOneWalk(t *testing.T) {
+	h := startHelper(t, helperOpts{comm: "nd-walk-srv"})
+	src, err := newNetlinkSource(t.Context(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if !src.compat {
+		t.Skip("this kernel does not answer TCPDIAG_GETSOCK; the scanner dumps TCP per family")
+	}
+	one, err := src.dumpTCP(t.Context(), src.c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.compat = false
+	perFamily, err := src.dumpTCP(t.Context(), src.c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pick := func(socks []Socket) []Socket {
+		var out []Socket
+		for _, s := range socks {
+			for _, c := range [][2]string{
+				{h.info.TCP4, ""}, {h.info.TCP6, ""}, {h.info.Pending, ""},
+				{h.info.PendingCli, h.info.Pending}, {h.info.Pending, h.info.PendingCli},
+			} {
+				if s.Local.String() == c[0] && ((c[1] == "" && !s.Connected()) || s.Remote.String() == c[1]) {
+					out = append(out, s)
+				}
+			}
+		}
+		slices.SortFunc(out, func(a, b Socket) int { return strings.Compare(a.Local.String()+a.Remote.String(), b.Local.String()+b.Remote.String()) })
+		return out
+	}
+	got, want := pick(one), pick(perFamily)
+	if len(want) != 5 { // 3 listeners, the client and the queued connection
+		t.Fatalf("per-family dumps found %d of the helper's TCP sockets, want 5: %+v", len(want), want)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("one-walk dump:\n%+v\nper-family dumps:\n%+v", got, want)
+	}
+}
