@@ -501,7 +501,9 @@ func TestNetlinkTCPOneWalk(t *testing.T) {
 				}
 			}
 		}
-		slices.SortFunc(out, func(a, b Socket) int { return strings.Compare(a.Local.String()+a.Remote.String(), b.Local.String()+b.Remote.String()) })
+		slices.SortFunc(out, func(a, b Socket) int {
+			return strings.Compare(a.Local.String()+a.Remote.String(), b.Local.String()+b.Remote.String())
+		})
 		return out
 	}
 	got, want := pick(one), pick(perFamily)
