@@ -103,21 +103,17 @@ type netlinkSource struct {
 }
 
 // newNetlinkSource opens sock_diag sockets in the calling thread's network
-// namespace and finds out whether the one-walk TCP dump works. With check,
-// it also makes sure that a dump works at all.
+// namespace. With check, it makes sure that a (small) dump works.
 func newNetlinkSource(ctx context.Context, check bool) (*netlinkSource, error) {
 	c, err := dialNetlink(unix.NETLINK_SOCK_DIAG)
 	if err != nil {
 		return nil, err
 	}
 	s := &netlinkSource{c: c, compat: true}
-	if _, err := s.dumpTCP(ctx, c, nil); err != nil {
-		s.compat = false
-		if check {
-			if _, err := s.dumpTCP(ctx, c, nil); err != nil {
-				c.close()
-				return nil, err
-			}
+	if check {
+		if _, err := s.dumpOne(ctx, c, nil, afInet, ProtoUDP); err != nil {
+			c.close()
+			return nil, err
 		}
 	}
 	if runtime.GOMAXPROCS(0) > 1 {
@@ -179,6 +175,13 @@ func (s *netlinkSource) dumpTCP(ctx context.Context, c *nlConn, dst []Socket) ([
 		dst, done, err = parseDiagDump(b, seq, ProtoTCP, dst)
 		return done, err
 	})
+	var ne *netlinkErrno
+	if errors.As(err, &ne) && n == len(dst) {
+		// The kernel refuses the old request (EINVAL, EOPNOTSUPP): dump
+		// per family from now on.
+		s.compat = false
+		return s.dumpTCP(ctx, c, dst)
+	}
 	if err != nil {
 		return dst[:n], fmt.Errorf("sock_diag TCP dump (TCPDIAG_GETSOCK): %w", err)
 	}

@@ -477,12 +477,12 @@ func TestNetlinkTCPOneWalk(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	if !src.compat {
-		t.Skip("this kernel does not answer TCPDIAG_GETSOCK; the scanner dumps TCP per family")
-	}
 	one, err := src.dumpTCP(t.Context(), src.c, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !src.compat {
+		t.Skip("this kernel does not answer TCPDIAG_GETSOCK; the scanner dumps TCP per family")
 	}
 	src.compat = false
 	perFamily, err := src.dumpTCP(t.Context(), src.c, nil)
