@@ -112,6 +112,7 @@ type procEntry struct {
 // owners are the pids holding one socket inode; usually one.
 type owners struct {
 	pid  int32
+	e    *procEntry // the entry of pid, saving a lookup per socket
 	more []int32
 }
 
@@ -464,7 +465,7 @@ func (s *SystemScanner) setInodes(e *procEntry, inodes []uint64) {
 			i++
 			changed = true
 		case i == len(old) || inodes[j] < old[i]:
-			s.addOwner(inodes[j], e.pid)
+			s.addOwner(inodes[j], e)
 			j++
 			changed = true
 		default:
@@ -478,17 +479,17 @@ func (s *SystemScanner) setInodes(e *procEntry, inodes []uint64) {
 	e.inodes = inodes
 }
 
-func (s *SystemScanner) addOwner(ino uint64, pid int32) {
+func (s *SystemScanner) addOwner(ino uint64, e *procEntry) {
 	o, ok := s.owners[ino]
 	if !ok {
-		s.owners[ino] = owners{pid: pid}
+		s.owners[ino] = owners{pid: e.pid, e: e}
 		delete(s.unresolved, ino)
 		return
 	}
-	if o.pid == pid || slices.Contains(o.more, pid) {
+	if o.pid == e.pid || slices.Contains(o.more, e.pid) {
 		return
 	}
-	o.more = append(o.more, pid)
+	o.more = append(o.more, e.pid)
 	s.owners[ino] = o
 }
 
@@ -503,6 +504,7 @@ func (s *SystemScanner) removeOwner(ino uint64, pid int32) {
 			return
 		}
 		o.pid, o.more = o.more[0], o.more[1:]
+		o.e = s.procs[o.pid]
 	} else if k := slices.Index(o.more, pid); k >= 0 {
 		o.more = slices.Delete(slices.Clone(o.more), k, k+1)
 	}
@@ -774,7 +776,7 @@ func (s *SystemScanner) searchCandidates(ctx context.Context, unknown []*Socket)
 	listeners := map[portKey][]int32{}
 	for i := range s.sockBuf {
 		sk := &s.sockBuf[i]
-		if sk.State.Listening() && sk.Inode != 0 {
+		if sk.State == StateListen && sk.Inode != 0 {
 			if o, ok := s.owners[sk.Inode]; ok {
 				k := portKey{netns: sk.NetNS, port: sk.Local.Port(), proto: sk.Proto}
 				o.each(func(p int32) { listeners[k] = append(listeners[k], p) })
@@ -839,7 +841,7 @@ func (s *SystemScanner) attribute(socks []Socket) []Observed {
 		listeners = map[portKey][]listener{}
 		for i := range obs {
 			o := &obs[i]
-			if o.Owner != nil && o.State.Listening() {
+			if o.Owner != nil && o.State == StateListen {
 				k := portKey{o.NetNS, o.Local.Port(), o.Proto}
 				listeners[k] = append(listeners[k], listener{o.Local.Addr(), o.Owner})
 			}
@@ -884,8 +886,8 @@ func (s *SystemScanner) ownerOf(ino uint64) *Process {
 	if !ok {
 		return nil
 	}
-	if len(o.more) == 0 {
-		return s.procDetails(o.pid)
+	if len(o.more) == 0 && o.e != nil {
+		return o.e.proc
 	}
 	var best *Process
 	o.each(func(pid int32) {
