@@ -67,10 +67,12 @@ func (s *procNetSource) appendFile(dst []Socket, name string, proto Proto) (out 
 	switch name {
 	case "tcp", "tcp6":
 		var t procfs.NetTCP
+		// procfs deprecates these for netlink, which the scanner prefers;
+		// this source is the fallback when netlink is not available.
 		if name == "tcp" {
-			t, err = s.fs.NetTCP()
+			t, err = s.fs.NetTCP() //lint:ignore SA1019 the /proc/net fallback
 		} else {
-			t, err = s.fs.NetTCP6()
+			t, err = s.fs.NetTCP6() //lint:ignore SA1019 the /proc/net fallback
 		}
 		for _, l := range t {
 			lines = append(lines, procNetLine{l.LocalAddr, l.RemAddr, l.LocalPort, l.RemPort, l.St, l.UID, l.Inode})

@@ -16,6 +16,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -90,7 +91,7 @@ func runParent(total, procs int) error {
 
 // runChild opens n sockets and holds them until killed.
 func runChild(n int) error {
-	var hold []any
+	var hold []io.Closer
 	l4, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -129,5 +130,12 @@ func runChild(n int) error {
 		hold = append(hold, u)
 	}
 	fmt.Println("ready")
-	select {} // hold the sockets until killed
+	// Hold the sockets until the parent stops this child.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	<-sig
+	for _, c := range hold {
+		c.Close()
+	}
+	return nil
 }

@@ -1,0 +1,397 @@
+package tracker
+
+import (
+	"cmp"
+	"context"
+	"math/bits"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+)
+
+// dedup drops sockets listed twice. Dumps are not atomic (/proc/net files
+// are read page by page, netlink dumps datagram by datagram), so a socket
+// can show up twice when the tables change meanwhile, or a new connection
+// both as a syn-recv request and as the established child. Of two entries
+// with the same inode one is kept; of two inode-0 entries of the same
+// connection, the one past syn-recv. TIME-WAIT entries never move within
+// the tables and are not checked (a busy server has tens of thousands).
+func (s *SystemScanner) dedup(socks []Socket) []Socket {
+	s.seenInodes.reset(len(socks))
+	if s.seenConns == nil {
+		s.seenConns = map[connKey]int{}
+	}
+	clear(s.seenConns)
+	out := socks[:0]
+	for _, sk := range socks {
+		switch {
+		case sk.Inode != 0:
+			if !s.seenInodes.add(sk.Inode) {
+				continue
+			}
+		case sk.State != StateTimeWait:
+			k := keyOf(&sk)
+			if i, dup := s.seenConns[k]; dup {
+				if out[i].State == StateSynRecv {
+					out[i] = sk
+				}
+				continue
+			}
+			s.seenConns[k] = len(out)
+		}
+		out = append(out, sk)
+	}
+	return out
+}
+
+// inodeSet is an open-addressing set of non-zero inodes, reused across
+// scans: cheaper than a map for the one insert per socket of a scan.
+type inodeSet struct {
+	slots []uint64
+	shift uint
+}
+
+// reset empties the set and sizes it for n inodes.
+func (h *inodeSet) reset(n int) {
+	size := 16
+	for size < 2*n {
+		size <<= 1
+	}
+	if len(h.slots) < size || len(h.slots) > 8*size {
+		h.slots = make([]uint64, size)
+	} else {
+		clear(h.slots)
+	}
+	h.shift = uint(64 - bits.TrailingZeros(uint(len(h.slots))))
+}
+
+// add inserts ino (non-zero) and reports whether it was new.
+func (h *inodeSet) add(ino uint64) bool {
+	mask := uint64(len(h.slots) - 1)
+	for i := (ino * 0x9e3779b97f4a7c15) >> h.shift; ; i = (i + 1) & mask {
+		switch h.slots[i] {
+		case 0:
+			h.slots[i] = ino
+			return true
+		case ino:
+			return false
+		}
+	}
+}
+
+// resolveUnknown searches the owners of socket inodes that no known
+// process holds, reading each candidate process at most once per scan.
+func (s *SystemScanner) resolveUnknown(ctx context.Context, socks []Socket, now time.Time) error {
+	var unknown []*Socket
+	pendingWide := false
+	for i := range socks {
+		sk := &socks[i]
+		if sk.Inode == 0 {
+			continue
+		}
+		if _, ok := s.owners[sk.Inode]; ok {
+			continue
+		}
+		u := s.unresolved[sk.Inode]
+		if u == nil {
+			unknown = append(unknown, sk)
+			continue
+		}
+		u.seenScan = s.scanNo
+		if !u.wideDone {
+			pendingWide = true
+		}
+	}
+	if len(unknown) > 0 {
+		if err := s.searchCandidates(ctx, unknown); err != nil {
+			return err
+		}
+		for _, sk := range unknown {
+			if _, ok := s.owners[sk.Inode]; !ok {
+				s.unresolved[sk.Inode] = &unresolvedInode{seenScan: s.scanNo, wideDone: s.scanNo == 1}
+				pendingWide = pendingWide || s.scanNo != 1
+			}
+		}
+	}
+	if pendingWide && s.opts.WideSearchInterval > 0 && now.Sub(s.lastWide) >= s.opts.WideSearchInterval {
+		s.lastWide = now
+		s.stats.WideSearches++
+		var list []*procEntry
+		for _, e := range s.procs {
+			if e.readScan != s.scanNo && !e.denied {
+				list = append(list, e)
+			}
+		}
+		if err := s.readFDs(ctx, list, true); err != nil {
+			return err
+		}
+		for _, u := range s.unresolved {
+			u.wideDone = true
+		}
+	}
+	n := 0
+	for ino, u := range s.unresolved {
+		if u.seenScan != s.scanNo {
+			delete(s.unresolved, ino)
+			continue
+		}
+		if _, ok := s.owners[ino]; ok {
+			delete(s.unresolved, ino)
+			continue
+		}
+		n++
+	}
+	s.stats.Unresolved = n
+	return nil
+}
+
+// searchCandidates reads likely owners of the unknown sockets until all
+// are found: owners of a listener on a connection's local port first,
+// then processes of the socket's uid, most recently socket-active first.
+func (s *SystemScanner) searchCandidates(ctx context.Context, unknown []*Socket) error {
+	if s.scanNo == 1 {
+		return nil // the first scan has just read every process
+	}
+	missing := make(map[uint64]bool, len(unknown))
+	for _, sk := range unknown {
+		missing[sk.Inode] = true
+	}
+	queued := map[int32]bool{}
+	var first, byUID []*procEntry
+	add := func(list *[]*procEntry, pid int32) {
+		e := s.procs[pid]
+		if e == nil || queued[pid] || e.readScan == s.scanNo || e.denied {
+			return
+		}
+		queued[pid] = true
+		*list = append(*list, e)
+	}
+	listeners := map[portKey][]int32{}
+	for i := range s.sockBuf {
+		sk := &s.sockBuf[i]
+		if sk.State == StateListen && sk.Inode != 0 {
+			if o, ok := s.owners[sk.Inode]; ok {
+				k := portKey{netns: sk.NetNS, port: sk.Local.Port(), proto: sk.Proto}
+				o.each(func(p int32) { listeners[k] = append(listeners[k], p) })
+			}
+		}
+	}
+	uids := map[uint32]bool{}
+	for _, sk := range unknown {
+		uids[sk.UID] = true
+		if sk.Proto == ProtoTCP && sk.Connected() {
+			k := portKey{netns: sk.NetNS, port: sk.Local.Port(), proto: sk.Proto}
+			for _, p := range listeners[k] {
+				add(&first, p)
+			}
+		}
+	}
+	for pid, e := range s.procs {
+		if uids[e.sig.uid] {
+			add(&byUID, pid)
+		}
+	}
+	slices.SortFunc(byUID, func(a, b *procEntry) int {
+		return cmp.Or(cmp.Compare(b.activeScan, a.activeScan), cmp.Compare(a.pid, b.pid))
+	})
+	// Read in small batches so that the search stops soon after the last
+	// unknown inode is found.
+	order := append(first, byUID...)
+	for start := 0; start < len(order) && len(missing) > 0; {
+		end := min(len(order), start+max(4, start))
+		if err := s.readFDs(ctx, order[start:end], true); err != nil {
+			return err
+		}
+		for ino := range missing {
+			if _, ok := s.owners[ino]; ok {
+				delete(missing, ino)
+			}
+		}
+		start = end
+	}
+	return nil
+}
+
+// attribute builds the observed sockets of the snapshot.
+func (s *SystemScanner) attribute(socks []Socket) []Observed {
+	obs := make([]Observed, len(socks))
+	type listener struct {
+		addr  netip.Addr
+		owner *Process
+	}
+	var listeners map[portKey][]listener
+	hasOrphans := false
+	for i := range socks {
+		o := &obs[i]
+		o.Socket = socks[i]
+		if o.Inode == 0 {
+			hasOrphans = true
+			continue
+		}
+		o.Owner = s.ownerOf(o.Inode)
+	}
+	if hasOrphans {
+		listeners = map[portKey][]listener{}
+		for i := range obs {
+			o := &obs[i]
+			if o.Owner != nil && o.State == StateListen {
+				k := portKey{o.NetNS, o.Local.Port(), o.Proto}
+				listeners[k] = append(listeners[k], listener{o.Local.Addr(), o.Owner})
+			}
+		}
+	}
+	clear(s.curTuples)
+	for i := range obs {
+		o := &obs[i]
+		if o.Inode == 0 {
+			k := keyOf(&o.Socket)
+			if p := s.prevTuples[k]; p != nil {
+				o.Owner, o.Inherited = p, true
+			} else {
+				var wild *Process
+				for _, l := range listeners[portKey{o.NetNS, o.Local.Port(), o.Proto}] {
+					if l.addr == o.Local.Addr() {
+						o.Owner = l.owner
+						break
+					}
+					if l.addr.IsUnspecified() && wild == nil {
+						wild = l.owner
+					}
+				}
+				if o.Owner == nil {
+					o.Owner = wild
+				}
+				o.Inherited = o.Owner != nil
+			}
+		}
+		if o.Owner != nil && o.Proto == ProtoTCP && o.Connected() {
+			s.curTuples[keyOf(&o.Socket)] = o.Owner
+		}
+	}
+	s.prevTuples, s.curTuples = s.curTuples, s.prevTuples
+	return obs
+}
+
+// ownerOf returns the process holding inode: when several do (a socket
+// inherited across fork), the one that started first.
+func (s *SystemScanner) ownerOf(ino uint64) *Process {
+	o, ok := s.owners[ino]
+	if !ok {
+		return nil
+	}
+	if len(o.more) == 0 && o.e != nil {
+		return o.e.proc
+	}
+	var best *Process
+	o.each(func(pid int32) {
+		p := s.procDetails(pid)
+		if p == nil {
+			return
+		}
+		if best == nil || p.StartTime.Before(best.StartTime) || (p.StartTime.Equal(best.StartTime) && p.PID < best.PID) {
+			best = p
+		}
+	})
+	return best
+}
+
+// procDetails returns the details of pid loaded by loadDetails.
+func (s *SystemScanner) procDetails(pid int32) *Process {
+	if e := s.procs[pid]; e != nil {
+		return e.proc
+	}
+	return nil
+}
+
+// execPollEvery is how many scans apart the executable of a socket owner
+// whose fds did not change is checked for an exec, without ProcEvents.
+const execPollEvery = 16
+
+// loadDetails loads the details of every process that holds a socket of
+// this scan and has none yet, or exec'd: detected by the proc connector,
+// or — without it — by the inode of /proc/<pid>/exe, checked whenever
+// the process's fds were re-read and every execPollEvery scans.
+func (s *SystemScanner) loadDetails(ctx context.Context, socks []Socket) error {
+	var need []*procEntry
+	queued := map[int32]bool{}
+	d := s.dirs[0]
+	for i := range socks {
+		o, ok := s.owners[socks[i].Inode]
+		if !ok || socks[i].Inode == 0 {
+			continue
+		}
+		o.each(func(pid int32) {
+			e := s.procs[pid]
+			if e == nil || queued[pid] {
+				return
+			}
+			queued[pid] = true
+			if e.proc != nil && !e.stale && s.events == nil && e.exeScan != s.scanNo &&
+				(e.readScan == s.scanNo || (uint64(pid)+s.scanNo)%execPollEvery == 0 || e.exeScan == 0) {
+				e.exeScan = s.scanNo
+				if d.exeKey(pid) != e.exe {
+					e.stale = true
+				}
+			}
+			if e.proc == nil || e.stale {
+				need = append(need, e)
+			}
+		})
+	}
+	if len(need) == 0 {
+		return nil
+	}
+	type result struct {
+		p   *Process
+		exe exeKey
+		err error
+	}
+	results := make([]result, len(need))
+	err := s.parallel(ctx, len(need), func(d *procDir, i int) {
+		r := &results[i]
+		r.p, r.exe, r.err = d.loadProcess(&s.details, need[i].pid)
+	})
+	if err != nil {
+		return err
+	}
+	for i, e := range need {
+		r := results[i]
+		s.stats.DetailReads++
+		if r.err != nil {
+			s.log.Debug("cannot read process details", "pid", e.pid, "err", r.err)
+			continue // keep what we knew; nil for a process gone at once
+		}
+		e.proc, e.exe, e.exeScan, e.stale = r.p, r.exe, s.scanNo, false
+	}
+	return nil
+}
+
+// parallel calls fn(dir, i) for i in [0, n), spread over the scanner's
+// workers when n is large enough to be worth it.
+func (s *SystemScanner) parallel(ctx context.Context, n int, fn func(d *procDir, i int)) error {
+	workers := min(len(s.dirs), n/8+1)
+	if workers <= 1 {
+		for i := range n {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			fn(s.dirs[0], i)
+		}
+		return nil
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			d := s.dirs[w]
+			for i := w; i < n; i += workers {
+				if ctx.Err() != nil {
+					return
+				}
+				fn(d, i)
+			}
+		})
+	}
+	wg.Wait()
+	return ctx.Err()
+}
