@@ -310,15 +310,7 @@ func (d *procDir) loadProcess(r *detailReader, pid int32) (*Process, exeKey, err
 		}
 		p.Cmdline = string(b)
 	}
-	if n, err := unix.Readlinkat(d.root, pidPath(pid, "exe"), d.link[:cap(d.link)]); err == nil {
-		if n == cap(d.link) {
-			d.link = make([]byte, 2*cap(d.link))
-			n, err = unix.Readlinkat(d.root, pidPath(pid, "exe"), d.link)
-		}
-		if err == nil {
-			p.Exe = string(d.link[:n])
-		}
-	}
+	p.Exe = d.readLink(pidPath(pid, "exe"))
 	p.Name = processName(comm, p.Exe, argv0)
 	p.User = r.users.name(p.UID)
 	if b, err := d.readFile(pid, "cgroup"); err == nil {
@@ -326,6 +318,20 @@ func (d *procDir) loadProcess(r *detailReader, pid int32) (*Process, exeKey, err
 		p.Container = containerID(p.Cgroup)
 	}
 	return p, d.exeKey(pid), nil
+}
+
+// readLink reads a symbolic link under the procfs root, growing d.link up
+// to PATH_MAX; "" when it cannot be read.
+func (d *procDir) readLink(name string) string {
+	for d.link = d.link[:cap(d.link)]; ; d.link = make([]byte, 2*len(d.link)) {
+		n, err := unix.Readlinkat(d.root, name, d.link)
+		if err != nil {
+			return ""
+		}
+		if n < len(d.link) || len(d.link) >= unix.PathMax {
+			return string(d.link[:n])
+		}
+	}
 }
 
 func bytesTrimRight(b []byte, c byte) []byte {

@@ -3,6 +3,7 @@ package tracker
 import (
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -171,5 +172,25 @@ func TestKernelThread(t *testing.T) {
 		t.Error("the test process seen as a kernel thread")
 	} else if _, err := os.Stat("/proc/2/stat"); err == nil && !live.dirs[0].kernelThread(2) {
 		t.Error("pid 2 (kthreadd) not seen as a kernel thread")
+	}
+}
+
+func TestReadLinkLong(t *testing.T) {
+	dir := t.TempDir()
+	target := "/" + strings.Repeat("x", 300) + "/nd-long-exe"
+	if err := os.Symlink(target, dir+"/exe"); err != nil {
+		t.Fatal(err)
+	}
+	root, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(root)
+	d := newProcDir(root)
+	if got := d.readLink("exe"); got != target {
+		t.Errorf("readLink = %q (%d bytes), want %d bytes", got, len(got), len(target))
+	}
+	if got := d.readLink("missing"); got != "" {
+		t.Errorf("readLink of a missing link = %q", got)
 	}
 }
