@@ -139,6 +139,10 @@ func pidPath(pid int32, name string) string {
 // errDenied is returned when a process's fds cannot be read.
 var errDenied = errors.New("permission denied")
 
+// errTransient is returned when a process's fd table could not be read
+// consistently; the read is retried at the next scan.
+var errTransient = errors.New("fd table changing")
+
 // readSocketInodes appends the socket inodes that pid holds to dst and
 // returns the number of links read. It reads the fd directory with
 // getdents64 and each link with readlinkat, without allocating.
@@ -151,7 +155,7 @@ func (d *procDir) readSocketInodes(pid int32, dst []uint64) ([]uint64, int, erro
 		return dst, 0, err
 	}
 	defer unix.Close(fd)
-	links := 0
+	links, failed := 0, 0
 	var linkErr error
 	err = d.forEachName(fd, func(_ []byte, nameOff int) {
 		links++
@@ -161,6 +165,7 @@ func (d *procDir) readSocketInodes(pid int32, dst []uint64) ([]uint64, int, erro
 			uintptr(unsafe.Pointer(&d.buf[nameOff])),
 			uintptr(unsafe.Pointer(&d.link[0])), uintptr(len(d.link)), 0, 0)
 		if e != 0 {
+			failed++
 			if (e == unix.EACCES || e == unix.EPERM) && linkErr == nil {
 				linkErr = errDenied
 			}
@@ -172,6 +177,12 @@ func (d *procDir) readSocketInodes(pid int32, dst []uint64) ([]uint64, int, erro
 	})
 	if err != nil {
 		return dst, links, fmt.Errorf("read /proc/%d/fd: %w", pid, err)
+	}
+	if linkErr == nil && links > 0 && failed == links {
+		// Every fd vanished between getdents and readlink: the process is
+		// exiting, or exec'ing from a thread other than the leader (the
+		// old leader has dropped its fd table for a moment).
+		return dst, links, errTransient
 	}
 	return dst, links, linkErr
 }

@@ -194,3 +194,35 @@ func TestReadLinkLong(t *testing.T) {
 		t.Errorf("readLink of a missing link = %q", got)
 	}
 }
+
+// TestReadSocketInodesTransient checks that an fd table whose every link
+// fails to read (as during an exec from a non-leader thread) is reported
+// as transient, not as a process without sockets.
+func TestReadSocketInodesTransient(t *testing.T) {
+	root := t.TempDir()
+	fdDir := root + "/42/fd"
+	if err := os.MkdirAll(fdDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"3", "4"} { // not links: readlink fails
+		if err := os.WriteFile(fdDir+"/"+n, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(rfd)
+	d := newProcDir(rfd)
+	if _, links, err := d.readSocketInodes(42, nil); err != errTransient || links != 2 {
+		t.Fatalf("all links failing: links %d err %v, want 2 and errTransient", links, err)
+	}
+	if err := os.Symlink("socket:[77]", fdDir+"/5"); err != nil {
+		t.Fatal(err)
+	}
+	inodes, _, err := d.readSocketInodes(42, nil)
+	if err != nil || len(inodes) != 1 || inodes[0] != 77 {
+		t.Fatalf("one readable link: %v %v, want [77]", inodes, err)
+	}
+}

@@ -81,6 +81,7 @@ type SystemScanner struct {
 	seenConns             map[connKey]int
 
 	pidBuf   []int32
+	entBuf   []*procEntry
 	sockBuf  []Socket
 	readBuf  []*procEntry
 	deniedLn bool
@@ -100,6 +101,7 @@ type procEntry struct {
 	proc       *Process // details; nil until the process owns a socket
 	exe        exeKey
 	exeScan    uint64 // scan of the last exec check
+	visitScan  uint64 // scan in which loadDetails last looked at it
 	stale      bool   // details must be re-read (exec)
 	netns      uint64
 	kthread    bool // a kernel thread: its fd signal is rarely checked
@@ -337,14 +339,10 @@ func (s *SystemScanner) Scan(ctx context.Context) (*Snapshot, error) {
 	}
 	socks = s.dedup(socks)
 	s.sockBuf = socks
-	if err := s.resolveUnknown(ctx, socks, now); err != nil {
-		return nil, err
-	}
-	if err := s.loadDetails(ctx, socks); err != nil {
-		return nil, err
-	}
 	snap := &Snapshot{Time: now}
-	snap.Sockets = s.attribute(socks)
+	if snap.Sockets, err = s.attribute(ctx, socks, now); err != nil {
+		return nil, err
+	}
 	snap.Addrs = s.hostAddrs(ctx)
 	snap.Denied = s.denied()
 	if s.events != nil {
@@ -566,6 +564,9 @@ func (s *SystemScanner) readFDs(ctx context.Context, list []*procEntry, candidat
 			e.denied = false
 		case errors.Is(r.err, errDenied):
 			e.denied = true
+		case errors.Is(r.err, errTransient):
+			e.needRead = true // keep what we knew; read again next scan
+			continue
 		case isNotExist(r.err):
 			s.dropProc(e)
 			continue

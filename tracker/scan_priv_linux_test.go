@@ -175,29 +175,34 @@ func TestScanExec(t *testing.T) {
 			if o := findOne(t, snap, ProtoTCP, h.info.TCP4, ""); o.Owner == nil || o.Owner.Name != "nd-before-exec" {
 				t.Fatalf("before exec: owner %+v", o.Owner)
 			}
+			for len(s.Changes()) > 0 {
+				<-s.Changes()
+			}
 			if _, err := fmt.Fprintln(h.in, "exec "+target); err != nil {
 				t.Fatal(err)
 			}
-			var o Observed
 			if events {
+				// The connector must report the exec of this very pid, and
+				// Changes must fire (other owners on the host may make it
+				// fire too, so that alone proves little).
+				waitFor(t, "the proc connector to report the helper's exec", func() bool {
+					s.events.mu.Lock()
+					defer s.events.mu.Unlock()
+					return s.events.execd[h.pid()]
+				})
 				select {
 				case <-s.Changes():
 				case <-time.After(10 * time.Second):
 					t.Fatal("no change reported within 10s of the owner's exec")
 				}
-				o = findOne(t, scan(t, s), ProtoTCP, h.info.TCP4, "")
-			} else {
-				// The exec'd image opens nothing until it reads stdin: poll
-				// until the new name shows, bounded.
-				deadline := time.Now().Add(10 * time.Second)
-				for {
-					o = findOne(t, scan(t, s), ProtoTCP, h.info.TCP4, "")
-					if (o.Owner != nil && o.Owner.Name == "nd-exec-target") || time.Now().After(deadline) {
-						break
-					}
-					time.Sleep(20 * time.Millisecond)
-				}
 			}
+			// A scan during the exec itself may see the process without its
+			// fds for a moment; the next ones must show the new program.
+			var o Observed
+			waitFor(t, "the exec'd helper to show under its new name", func() bool {
+				o = findOne(t, scan(t, s), ProtoTCP, h.info.TCP4, "")
+				return o.Owner != nil && o.Owner.Name == "nd-exec-target"
+			})
 			if o.Owner == nil || o.Owner.PID != h.pid() || o.Owner.Name != "nd-exec-target" || o.Owner.Exe != target {
 				t.Fatalf("after exec: owner %+v, want pid %d nd-exec-target", o.Owner, h.pid())
 			}
@@ -216,5 +221,17 @@ func TestScanExec(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// waitFor polls cond every 20ms for up to 10s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

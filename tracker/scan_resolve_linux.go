@@ -80,35 +80,29 @@ func (h *inodeSet) add(ino uint64) bool {
 	}
 }
 
-// resolveUnknown searches the owners of socket inodes that no known
-// process holds, reading each candidate process at most once per scan.
-func (s *SystemScanner) resolveUnknown(ctx context.Context, socks []Socket, now time.Time) error {
-	var unknown []*Socket
+// resolveUnknown searches the owners of the given socket inodes, which no
+// known process holds, reading each candidate process at most once per
+// scan. Inodes searched before are not searched again; a sweep of every
+// process, at most every WideSearchInterval, looks for all of them.
+func (s *SystemScanner) resolveUnknown(ctx context.Context, unknown []*Socket, now time.Time) error {
+	var fresh []*Socket
 	pendingWide := false
-	for i := range socks {
-		sk := &socks[i]
-		if sk.Inode == 0 {
-			continue
-		}
-		if _, ok := s.owners[sk.Inode]; ok {
-			continue
-		}
+	for _, sk := range unknown {
 		u := s.unresolved[sk.Inode]
 		if u == nil {
-			unknown = append(unknown, sk)
+			fresh = append(fresh, sk)
 			continue
 		}
 		u.seenScan = s.scanNo
-		if !u.wideDone {
-			pendingWide = true
-		}
+		pendingWide = pendingWide || !u.wideDone
 	}
-	if len(unknown) > 0 {
-		if err := s.searchCandidates(ctx, unknown); err != nil {
+	if len(fresh) > 0 {
+		if err := s.searchCandidates(ctx, fresh); err != nil {
 			return err
 		}
-		for _, sk := range unknown {
+		for _, sk := range fresh {
 			if _, ok := s.owners[sk.Inode]; !ok {
+				// The first scan has just read every process.
 				s.unresolved[sk.Inode] = &unresolvedInode{seenScan: s.scanNo, wideDone: s.scanNo == 1}
 				pendingWide = pendingWide || s.scanNo != 1
 			}
@@ -132,11 +126,7 @@ func (s *SystemScanner) resolveUnknown(ctx context.Context, socks []Socket, now 
 	}
 	n := 0
 	for ino, u := range s.unresolved {
-		if u.seenScan != s.scanNo {
-			delete(s.unresolved, ino)
-			continue
-		}
-		if _, ok := s.owners[ino]; ok {
+		if _, found := s.owners[ino]; found || u.seenScan != s.scanNo {
 			delete(s.unresolved, ino)
 			continue
 		}
@@ -213,29 +203,85 @@ func (s *SystemScanner) searchCandidates(ctx context.Context, unknown []*Socket)
 	return nil
 }
 
-// attribute builds the observed sockets of the snapshot.
-func (s *SystemScanner) attribute(socks []Socket) []Observed {
+// attribute builds the observed sockets of the snapshot: it looks up the
+// owner of each inode (once), searches the owners of unknown inodes,
+// loads the details of owners that need them, then gives inode-0 sockets
+// the owner their connection had at the previous scan, or their
+// listener's.
+func (s *SystemScanner) attribute(ctx context.Context, socks []Socket, now time.Time) ([]Observed, error) {
 	obs := make([]Observed, len(socks))
+	// first[i] is the entry of the only owner of socket i; nil for inode 0,
+	// an unknown inode, or several owners (then multi is set).
+	first := s.entBuf[:0]
+	var unknown []*Socket
+	var unknownAt []int
+	multi, orphans := false, false
+	for i := range socks {
+		obs[i].Socket = socks[i]
+		first = append(first, nil)
+		if socks[i].Inode == 0 {
+			orphans = true
+			continue
+		}
+		o, ok := s.owners[socks[i].Inode]
+		switch {
+		case !ok:
+			unknown = append(unknown, &socks[i])
+			unknownAt = append(unknownAt, i)
+		case len(o.more) == 0 && o.e != nil:
+			first[i] = o.e
+		default:
+			multi = true
+		}
+	}
+	s.entBuf = first
+	defer clear(first) // do not keep entries alive until the next scan
+	if len(unknown) > 0 {
+		if err := s.resolveUnknown(ctx, unknown, now); err != nil {
+			return nil, err
+		}
+		for _, i := range unknownAt {
+			if o, ok := s.owners[socks[i].Inode]; ok {
+				if len(o.more) == 0 && o.e != nil {
+					first[i] = o.e
+				} else {
+					multi = true
+				}
+			}
+		}
+	} else {
+		s.stats.Unresolved = 0
+		clear(s.unresolved)
+	}
+	if err := s.loadDetails(ctx, socks, first, multi); err != nil {
+		return nil, err
+	}
+	for i := range obs {
+		switch o := &obs[i]; {
+		case first[i] != nil:
+			o.Owner = first[i].proc
+		case multi && o.Inode != 0:
+			o.Owner = s.ownerOf(o.Inode)
+		}
+	}
+	s.adoptOrphans(obs, orphans)
+	return obs, nil
+}
+
+// adoptOrphans gives inode-0 sockets (TIME-WAIT, accept queue, orphaned)
+// the owner their connection had at the previous scan, else the owner of
+// the TCP listener on their local address and port (or on the wildcard
+// address), and remembers the owners of this scan's connections.
+func (s *SystemScanner) adoptOrphans(obs []Observed, orphans bool) {
 	type listener struct {
 		addr  netip.Addr
 		owner *Process
 	}
 	var listeners map[portKey][]listener
-	hasOrphans := false
-	for i := range socks {
-		o := &obs[i]
-		o.Socket = socks[i]
-		if o.Inode == 0 {
-			hasOrphans = true
-			continue
-		}
-		o.Owner = s.ownerOf(o.Inode)
-	}
-	if hasOrphans {
+	if orphans {
 		listeners = map[portKey][]listener{}
 		for i := range obs {
-			o := &obs[i]
-			if o.Owner != nil && o.State == StateListen {
+			if o := &obs[i]; o.Owner != nil && o.State == StateListen {
 				k := portKey{o.NetNS, o.Local.Port(), o.Proto}
 				listeners[k] = append(listeners[k], listener{o.Local.Addr(), o.Owner})
 			}
@@ -245,8 +291,7 @@ func (s *SystemScanner) attribute(socks []Socket) []Observed {
 	for i := range obs {
 		o := &obs[i]
 		if o.Inode == 0 {
-			k := keyOf(&o.Socket)
-			if p := s.prevTuples[k]; p != nil {
+			if p := s.prevTuples[keyOf(&o.Socket)]; p != nil {
 				o.Owner, o.Inherited = p, true
 			} else {
 				var wild *Process
@@ -270,7 +315,6 @@ func (s *SystemScanner) attribute(socks []Socket) []Observed {
 		}
 	}
 	s.prevTuples, s.curTuples = s.curTuples, s.prevTuples
-	return obs
 }
 
 // ownerOf returns the process holding inode: when several do (a socket
@@ -311,33 +355,38 @@ const execPollEvery = 16
 // loadDetails loads the details of every process that holds a socket of
 // this scan and has none yet, or exec'd: detected by the proc connector,
 // or — without it — by the inode of /proc/<pid>/exe, checked whenever
-// the process's fds were re-read and every execPollEvery scans.
-func (s *SystemScanner) loadDetails(ctx context.Context, socks []Socket) error {
+// the process's fds were re-read and every execPollEvery scans. first
+// holds the single owner of each socket; with multi, some sockets have
+// several owners, found in the owner index.
+func (s *SystemScanner) loadDetails(ctx context.Context, socks []Socket, first []*procEntry, multi bool) error {
 	var need []*procEntry
-	queued := map[int32]bool{}
 	d := s.dirs[0]
-	for i := range socks {
-		o, ok := s.owners[socks[i].Inode]
-		if !ok || socks[i].Inode == 0 {
+	visit := func(e *procEntry) {
+		if e == nil || e.visitScan == s.scanNo {
+			return
+		}
+		e.visitScan = s.scanNo
+		if e.proc != nil && !e.stale && s.events == nil &&
+			(e.readScan == s.scanNo || (uint64(e.pid)+s.scanNo)%execPollEvery == 0 || e.exeScan == 0) {
+			e.exeScan = s.scanNo
+			if d.exeKey(e.pid) != e.exe {
+				e.stale = true
+			}
+		}
+		if e.proc == nil || e.stale {
+			need = append(need, e)
+		}
+	}
+	for i, e := range first {
+		if e != nil {
+			visit(e)
 			continue
 		}
-		o.each(func(pid int32) {
-			e := s.procs[pid]
-			if e == nil || queued[pid] {
-				return
+		if multi && socks[i].Inode != 0 {
+			if o, ok := s.owners[socks[i].Inode]; ok {
+				o.each(func(pid int32) { visit(s.procs[pid]) })
 			}
-			queued[pid] = true
-			if e.proc != nil && !e.stale && s.events == nil && e.exeScan != s.scanNo &&
-				(e.readScan == s.scanNo || (uint64(pid)+s.scanNo)%execPollEvery == 0 || e.exeScan == 0) {
-				e.exeScan = s.scanNo
-				if d.exeKey(pid) != e.exe {
-					e.stale = true
-				}
-			}
-			if e.proc == nil || e.stale {
-				need = append(need, e)
-			}
-		})
+		}
 	}
 	if len(need) == 0 {
 		return nil
