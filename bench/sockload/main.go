@@ -13,7 +13,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -47,6 +46,11 @@ func runParent(total, procs int) error {
 	if procs < 1 || total < 0 {
 		return fmt.Errorf("need -procs >= 1 and -sockets >= 0")
 	}
+	// Handle SIGINT and SIGTERM for the whole life of the parent, so that
+	// a signal during shutdown cannot kill it before it has stopped every
+	// child.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -65,6 +69,8 @@ func runParent(total, procs int) error {
 		}
 		c := exec.Command(self, "-child", strconv.Itoa(n))
 		c.Stderr = os.Stderr
+		// Children die with the parent even if it is killed outright.
+		c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		out, err := c.StdoutPipe()
 		if err != nil {
 			return err
@@ -79,13 +85,15 @@ func runParent(total, procs int) error {
 		}
 	}
 	fmt.Printf("READY %d sockets in %d processes (parent pid %d)\n", total, procs, os.Getpid())
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	eof := make(chan struct{})
 	go func() {
-		_, _ = bufio.NewReader(os.Stdin).ReadString(0) // until EOF
-		stop()
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		close(eof)
 	}()
-	<-ctx.Done()
+	select {
+	case <-sig:
+	case <-eof:
+	}
 	return nil
 }
 
