@@ -545,7 +545,11 @@ func (s *SystemScanner) readFDs(ctx context.Context, list []*procEntry, candidat
 	results := make([]fdResult, len(list))
 	err := s.parallel(ctx, len(list), func(d *procDir, i int) {
 		r := &results[i]
-		r.inodes, r.links, r.err = d.readSocketInodes(list[i].pid, nil)
+		count := int64(0)
+		if s.counts {
+			count = list[i].sig.count
+		}
+		r.inodes, r.links, r.err = d.readSocketInodes(list[i].pid, count, nil)
 	})
 	if err != nil {
 		return err
