@@ -315,7 +315,8 @@ type detailReader struct {
 // cmdline is cut.
 const maxProcFile = 64 << 10
 
-// readFile reads /proc/<pid>/<name> into the reusable buffer d.file.
+// readFile reads /proc/<pid>/<name> into the reusable buffer d.file, up
+// to maxProcFile bytes.
 func (d *procDir) readFile(pid int32, name string) ([]byte, error) {
 	fd, err := unix.Openat(d.root, pidPath(pid, name), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -344,15 +345,22 @@ func (d *procDir) readFile(pid int32, name string) ([]byte, error) {
 			break
 		}
 		n += m
+		if n < len(d.file) {
+			// The /proc/<pid> files read here (seq files, cmdline) fill
+			// the buffer as far as they can: a short read is the end, and
+			// saves the read that would return 0.
+			break
+		}
 	}
 	return d.file[:n], nil
 }
 
 // loadProcess reads the details of pid: stat (comm, start time), status
-// (effective uid), cmdline, the exe link and cgroup. A missing exe
+// (effective uid, unless uid — the owner of /proc/<pid>/fd — is not 0),
+// cmdline, the exe link and cgroup. A missing exe
 // (kernel thread, or another user's process without privileges) leaves
 // Exe empty.
-func (d *procDir) loadProcess(r *detailReader, pid int32) (*Process, exeKey, error) {
+func (d *procDir) loadProcess(r *detailReader, pid int32, uid uint32) (*Process, exeKey, error) {
 	b, err := d.readFile(pid, "stat")
 	if err != nil {
 		return nil, exeKey{}, fmt.Errorf("process %d: %w", pid, err)
@@ -366,7 +374,12 @@ func (d *procDir) loadProcess(r *detailReader, pid int32) (*Process, exeKey, err
 		StartTime: r.bootTime.Add(time.Duration(start) * (time.Second / clockTicks)),
 		Comm:      comm,
 	}
-	if b, err := d.readFile(pid, "status"); err == nil {
+	if uid != 0 {
+		// /proc/<pid>/fd belongs to the effective uid of a dumpable
+		// process; a non-dumpable one shows root, so only root needs
+		// the status file.
+		p.UID = uid
+	} else if b, err := d.readFile(pid, "status"); err == nil {
 		p.UID, _ = parseStatusUID(b)
 	}
 	argv0 := ""

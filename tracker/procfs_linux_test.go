@@ -109,6 +109,12 @@ func TestReadSocketInodes(t *testing.T) {
 	defer r.Close()
 	defer w.Close()
 	s := newTestScanner(t, ScanOptions{Source: SourceProcfs})
+	if fi, err := os.Stat("/proc/self/fd"); err == nil && (!s.live || s.counts != (fi.Size() > 0)) {
+		t.Errorf("live %v counts %v, /proc/self/fd size %d", s.live, s.counts, fi.Size())
+	}
+	if fx := newTestScanner(t, ScanOptions{ProcRoot: "testdata/proc", Source: SourceProcfs}); fx.live || fx.counts {
+		t.Error("a fixture tree taken for a live procfs")
+	}
 	d := s.dirs[0]
 	before, _, err := d.readSocketInodes(int32(os.Getpid()), 0, nil)
 	if err != nil {

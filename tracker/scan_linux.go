@@ -57,9 +57,11 @@ type SystemScanner struct {
 	dirs    []*procDir // one per worker; dirs[0] for sequential work
 	details detailReader
 	hostNS  uint64
+	// live is true when ProcRoot is a procfs mount (not a fixture tree).
+	live bool
 	// counts is true when the kernel reports the number of open fds as
 	// the size of /proc/<pid>/fd (Linux 6.2+): a process with none is
-	// then not read.
+	// then not read, and fd numbers are probed instead of listed.
 	counts bool
 
 	source   SocketSource // sockets of the scanner's own namespace
@@ -211,14 +213,16 @@ func NewSystemScanner(opts ScanOptions) (*SystemScanner, error) {
 		s.dirs = append(s.dirs, newProcDir(root))
 	}
 	s.hostNS = s.dirs[0].netNS("self")
-	if sig, err := s.dirs[0].signal(int32(os.Getpid())); err == nil && opts.ProcRoot == "/proc" {
+	var sfs unix.Statfs_t
+	s.live = unix.Fstatfs(root, &sfs) == nil && sfs.Type == unix.PROC_SUPER_MAGIC
+	if sig, err := s.dirs[0].signal(int32(os.Getpid())); err == nil && s.live {
 		s.counts = sig.count > 0
 	}
 	if err := s.openSource(context.Background()); err != nil {
 		unix.Close(root)
 		return nil, err
 	}
-	if opts.ProcRoot == "/proc" {
+	if s.live {
 		if a, err := newAddrLister(); err == nil {
 			s.addrs = a
 		} else {

@@ -399,7 +399,11 @@ func (s *SystemScanner) loadDetails(ctx context.Context, socks []Socket, first [
 	results := make([]result, len(need))
 	err := s.parallel(ctx, len(need), func(d *procDir, i int) {
 		r := &results[i]
-		r.p, r.exe, r.err = d.loadProcess(&s.details, need[i].pid)
+		uid := need[i].sig.uid
+		if !s.live {
+			uid = 0 // a fixture tree: the files' owner means nothing
+		}
+		r.p, r.exe, r.err = d.loadProcess(&s.details, need[i].pid, uid)
 	})
 	if err != nil {
 		return err
