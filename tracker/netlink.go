@@ -309,6 +309,7 @@ func parseAddrDump(b []byte, seq uint32, dst []netip.Addr) (out []netip.Addr, do
 //	proc_event  what u32 | cpu u32 | timestamp_ns u64 | event data
 //	  fork      parent_pid u32 | parent_tgid u32 | child_pid u32 | child_tgid u32
 //	  exec      process_pid u32 | process_tgid u32
+//	  uid       process_pid u32 | process_tgid u32 | ruid u32 | euid u32
 //	  exit      process_pid u32 | process_tgid u32 | exit_code u32 | ...
 const (
 	cnIdxProc        = 1
@@ -318,6 +319,7 @@ const (
 	procCnMcastIgnor = 2
 	procEventFork    = 0x00000001
 	procEventExec    = 0x00000002
+	procEventUID     = 0x00000004
 	procEventExit    = 0x80000000
 	procEventHdrLen  = 16
 )

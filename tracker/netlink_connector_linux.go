@@ -18,11 +18,10 @@ type procEvents struct {
 	done chan struct{}
 
 	mu      sync.Mutex
-	execd   map[int32]bool
+	changed map[int32]bool // pids that exec'd or changed uid
 	owners  map[int32]bool // pids that owned sockets at the last scan
 	lost    bool
 	notify  chan<- struct{}
-	counter struct{ forks, execs, exits uint64 }
 }
 
 // startProcEvents subscribes to the proc connector and starts the reading
@@ -44,12 +43,12 @@ func startProcEvents(log *slog.Logger, notify chan<- struct{}) (*procEvents, err
 		return nil, fmt.Errorf("subscribe to proc connector: %w", err)
 	}
 	pe := &procEvents{
-		f:      os.NewFile(uintptr(fd), "cn_proc"),
-		log:    log,
-		done:   make(chan struct{}),
-		execd:  map[int32]bool{},
-		owners: map[int32]bool{},
-		notify: notify,
+		f:       os.NewFile(uintptr(fd), "cn_proc"),
+		log:     log,
+		done:    make(chan struct{}),
+		changed: map[int32]bool{},
+		owners:  map[int32]bool{},
+		notify:  notify,
 	}
 	go pe.run()
 	return pe, nil
@@ -102,21 +101,17 @@ func (pe *procEvents) handle(p []byte) {
 	}
 	pe.mu.Lock()
 	defer pe.mu.Unlock()
-	var tgid int32
+	tgid := int32(data[1])
 	switch what {
-	case procEventFork:
-		pe.counter.forks++
-		return
 	case procEventExec:
-		pe.counter.execs++
-		tgid = int32(data[1])
-		pe.execd[tgid] = true
+		pe.changed[tgid] = true
+	case procEventUID:
+		pe.changed[tgid] = true // setuid: the user changes, no need to scan early
+		return
 	case procEventExit:
-		pe.counter.exits++
 		if data[0] != data[1] {
 			return // a thread, not the process
 		}
-		tgid = int32(data[1])
 	default:
 		return
 	}
@@ -128,14 +123,14 @@ func (pe *procEvents) handle(p []byte) {
 	}
 }
 
-// drain returns the pids that exec'd since the last call and whether
+// drain returns the pids that exec'd or changed uid since the last call and whether
 // events were lost (then every process must be checked by polling).
 func (pe *procEvents) drain() (map[int32]bool, bool) {
 	pe.mu.Lock()
 	defer pe.mu.Unlock()
-	execd, lost := pe.execd, pe.lost
-	pe.execd, pe.lost = map[int32]bool{}, false
-	return execd, lost
+	changed, lost := pe.changed, pe.lost
+	pe.changed, pe.lost = map[int32]bool{}, false
+	return changed, lost
 }
 
 // setOwners records which pids own sockets, for Changes notifications.

@@ -379,8 +379,8 @@ func (d *procDir) loadProcess(r *detailReader, pid int32, uid uint32) (*Process,
 		// process; a non-dumpable one shows root, so only root needs
 		// the status file.
 		p.UID = uid
-	} else if b, err := d.readFile(pid, "status"); err == nil {
-		p.UID, _ = parseStatusUID(b)
+	} else {
+		p.UID, _ = d.statusUID(pid)
 	}
 	argv0 := ""
 	if b, err := d.readFile(pid, "cmdline"); err == nil {
@@ -454,6 +454,15 @@ func parseStat(b []byte) (string, uint64, error) {
 		return "", 0, fmt.Errorf("starttime: %w", err)
 	}
 	return comm, start, nil
+}
+
+// statusUID reads the effective uid of pid from /proc/<pid>/status.
+func (d *procDir) statusUID(pid int32) (uint32, bool) {
+	b, err := d.readFile(pid, "status")
+	if err != nil {
+		return 0, false
+	}
+	return parseStatusUID(b)
 }
 
 // pfKthread is PF_KTHREAD in the flags of /proc/<pid>/stat.

@@ -156,6 +156,8 @@ func helperServe(wildcard bool) error {
 		case "swap": // close the extra socket and open another: same fd count
 			extra.Close()
 			extra, reply.Extra, err = packet("udp4", "127.0.0.1:0")
+		case "setuid": // drop root, as daemons do after binding
+			err = syscall.Setuid(65534)
 		case "exec": // exec arg, keeping the tcp4 listener
 			f, ferr := tcp4.(*net.TCPListener).File()
 			if ferr != nil {

@@ -371,10 +371,10 @@ func (s *SystemScanner) refreshProcs(ctx context.Context) error {
 		return err
 	}
 	s.pidBuf = pids
-	var execd map[int32]bool
+	var changed map[int32]bool
 	if s.events != nil {
 		var lost bool
-		execd, lost = s.events.drain()
+		changed, lost = s.events.drain()
 		if lost {
 			s.log.Debug("proc connector lost events; checking executables by polling once")
 			for _, e := range s.procs {
@@ -415,7 +415,10 @@ func (s *SystemScanner) refreshProcs(ctx context.Context) error {
 		case e.denied && sig.uid != e.sig.uid:
 			e.needRead = true // setuid: it may be readable now
 		}
-		if execd[pid] {
+		if e.proc != nil && sig.uid != e.sig.uid {
+			e.stale = true // setuid: reload its user
+		}
+		if changed[pid] {
 			e.needRead = true
 			e.stale = true
 		}

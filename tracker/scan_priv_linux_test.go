@@ -188,7 +188,7 @@ func TestScanExec(t *testing.T) {
 				waitFor(t, "the proc connector to report the helper's exec", func() bool {
 					s.events.mu.Lock()
 					defer s.events.mu.Unlock()
-					return s.events.execd[h.pid()]
+					return s.events.changed[h.pid()]
 				})
 				select {
 				case <-s.Changes():
@@ -233,5 +233,42 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestScanSetuid checks that an owner that drops root after binding (as
+// daemons do) gets its new user: at the next scan with the proc
+// connector, within execPollEvery scans without it.
+func TestScanSetuid(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to start a helper that drops root")
+	}
+	for _, events := range []bool{false, true} {
+		t.Run(fmt.Sprintf("events=%v", events), func(t *testing.T) {
+			h := startHelper(t, helperOpts{comm: "nd-setuid-srv"})
+			s := newTestScanner(t, ScanOptions{ProcEvents: events})
+			if o := findOne(t, scan(t, s), ProtoTCP, h.info.TCP4, ""); o.Owner == nil || o.Owner.User != "root" {
+				t.Fatalf("before setuid: owner %+v", o.Owner)
+			}
+			h.command(t, "setuid")
+			scans := execPollEvery
+			if events {
+				waitFor(t, "the proc connector to report the helper's setuid", func() bool {
+					s.events.mu.Lock()
+					defer s.events.mu.Unlock()
+					return s.events.changed[h.pid()]
+				})
+				scans = 1
+			}
+			var o Observed
+			for range scans {
+				if o = findOne(t, scan(t, s), ProtoTCP, h.info.TCP4, ""); o.Owner != nil && o.Owner.UID == 65534 {
+					break
+				}
+			}
+			if o.Owner == nil || o.Owner.UID != 65534 || o.Owner.User != "nobody" || o.Owner.PID != h.pid() {
+				t.Errorf("%d scans after setuid: owner %+v, want pid %d uid 65534 nobody", scans, o.Owner, h.pid())
+			}
+		})
 	}
 }

@@ -348,14 +348,15 @@ func (s *SystemScanner) procDetails(pid int32) *Process {
 	return nil
 }
 
-// execPollEvery is how many scans apart the executable of a socket owner
-// whose fds did not change is checked for an exec, without ProcEvents.
+// execPollEvery is how many scans apart the executable and uid of a
+// socket owner whose fds did not change are checked, without ProcEvents.
 const execPollEvery = 16
 
 // loadDetails loads the details of every process that holds a socket of
-// this scan and has none yet, or exec'd: detected by the proc connector,
-// or — without it — by the inode of /proc/<pid>/exe, checked whenever
-// the process's fds were re-read and every execPollEvery scans. first
+// this scan and has none yet, or exec'd or changed uid: detected by the
+// proc connector, or — without it — by the inode of /proc/<pid>/exe and
+// the uid in /proc/<pid>/status, checked whenever the process's fds were
+// re-read and every execPollEvery scans. first
 // holds the single owner of each socket; with multi, some sockets have
 // several owners, found in the owner index.
 func (s *SystemScanner) loadDetails(ctx context.Context, socks []Socket, first []*procEntry, multi bool) error {
@@ -371,6 +372,8 @@ func (s *SystemScanner) loadDetails(ctx context.Context, socks []Socket, first [
 			e.exeScan = s.scanNo
 			if d.exeKey(e.pid) != e.exe {
 				e.stale = true
+			} else if uid, ok := d.statusUID(e.pid); ok && uid != e.proc.UID {
+				e.stale = true // setuid: a daemon dropping root after binding
 			}
 		}
 		if e.proc == nil || e.stale {
