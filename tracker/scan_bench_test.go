@@ -63,3 +63,15 @@ func BenchmarkScanProcfsWarm(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkNewSystemScanner measures the scanner's construction (netlink
+// sockets, boot time, procfs root), part of a one-shot run.
+func BenchmarkNewSystemScanner(b *testing.B) {
+	for b.Loop() {
+		s, err := NewSystemScanner(ScanOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Close()
+	}
+}
