@@ -24,12 +24,13 @@ import (
 // finds the process that holds each one through /proc/<pid>/fd.
 //
 // Finding owners is incremental. The scanner keeps, for every process,
-// the socket inodes it held when its fd directory was last read, and
-// re-reads the fd directory only of
+// the socket inodes it held when its fds were last read, and reads the
+// fds only of
 //   - processes it has not seen before, or whose pid was reused (the
 //     inode of /proc/<pid>/fd changed);
 //   - processes whose number of open fds changed (the size Linux 6.2+
-//     reports for /proc/<pid>/fd, one fstatat per process and scan);
+//     reports for /proc/<pid>/fd: one fstatat per process and scan;
+//     kernel threads are skipped);
 //   - processes that exec'd (with ScanOptions.ProcEvents);
 //   - when a socket inode is still unknown after that: the likely
 //     candidates, in order, until every unknown inode is found — the
@@ -39,12 +40,19 @@ import (
 // Inodes that no candidate holds are remembered and never trigger a
 // search again; at most every WideSearchInterval, one sweep of the
 // remaining processes looks for all of them at once. A steady state
-// therefore costs one sock_diag dump, one getdents of /proc and one
-// fstatat per process.
+// therefore costs the sock_diag dumps, one getdents64 of /proc and one
+// fstatat per process. With the fd count known, a process's fds are read
+// by probing fd numbers 0, 1, 2, ... with readlinkat, falling back to
+// getdents64 for sparse tables.
+//
+// Process details (Process) are read once per process and again after an
+// exec or a uid change, which the proc connector reports; without it the
+// executable's inode and the status uid of each owner are compared when
+// its fds change and every 16 scans.
 //
 // Sockets with inode 0 (accept queue, TIME-WAIT, orphaned) get the owner
 // that held the same connection at the previous scan, else the owner of
-// the listener on their local port (Observed.Inherited).
+// the TCP listener on their local port (Observed.Inherited).
 //
 // A SystemScanner is safe for concurrent use; scans are serialised.
 type SystemScanner struct {
