@@ -26,6 +26,10 @@ type nlConn struct {
 	seq uint32
 	req []byte
 	buf []byte
+	// unfinished is the sequence number of a dump abandoned before its
+	// end (cancelled, or a parse error): the kernel refuses a new dump on
+	// the socket (EBUSY) until the old one has been read to its end.
+	unfinished uint32
 }
 
 // dialNetlink opens a netlink socket of the given protocol in the calling
@@ -59,12 +63,28 @@ func (c *nlConn) close() error {
 // dump sends the request built by build (given a fresh sequence number)
 // and feeds every answer datagram to parse until it reports done.
 func (c *nlConn) dump(ctx context.Context, build func(b []byte, seq uint32) []byte, parse func(b []byte, seq uint32) (bool, error)) error {
+	if c.unfinished != 0 {
+		if err := c.finish(ctx); err != nil {
+			return err
+		}
+	}
 	c.seq++
 	seq := c.seq
 	c.req = build(c.req[:0], seq)
 	if err := unix.Sendto(c.fd, c.req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return fmt.Errorf("netlink send: %w", err)
 	}
+	c.unfinished = seq
+	if err := c.receive(ctx, seq, parse); err != nil {
+		return err
+	}
+	c.unfinished = 0
+	return nil
+}
+
+// receive feeds the answer datagrams of request seq to parse until it
+// reports done.
+func (c *nlConn) receive(ctx context.Context, seq uint32, parse func(b []byte, seq uint32) (bool, error)) error {
 	// A dump of N sockets arrives in about N/200 datagrams; the bound only
 	// protects against a kernel that never sends NLMSG_DONE.
 	for range 1 << 20 {
@@ -87,6 +107,39 @@ func (c *nlConn) dump(ctx context.Context, build func(b []byte, seq uint32) []by
 		}
 	}
 	return errors.New("netlink dump: no end after 1M datagrams")
+}
+
+// finish reads an abandoned dump to its end, ignoring its content. It
+// does not block: the kernel queues the next part of a dump as the
+// previous one is read, so an empty queue means the dump is over (its
+// NLMSG_DONE may have come with the last data read).
+func (c *nlConn) finish(ctx context.Context) error {
+	seq := c.unfinished
+	for range 1 << 20 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n, _, err := unix.Recvfrom(c.fd, c.buf, unix.MSG_DONTWAIT)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if errors.Is(err, unix.EAGAIN) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("netlink: finish an abandoned dump: %w", err)
+		}
+		done := false
+		_ = nlMessages(c.buf[:n], func(h nlHeader, _ []byte, _ int) error {
+			done = done || (h.Seq == seq && (h.Type == nlmsgDone || h.Type == nlmsgError))
+			return nil
+		})
+		if done {
+			break
+		}
+	}
+	c.unfinished = 0
+	return nil
 }
 
 // netlinkSource lists sockets with NETLINK_SOCK_DIAG inet_diag dumps, the
