@@ -41,9 +41,7 @@ import (
 // search again; at most every WideSearchInterval, one sweep of the
 // remaining processes looks for all of them at once. A steady state
 // therefore costs the sock_diag dumps, one getdents64 of /proc and one
-// fstatat per process. With the fd count known, a process's fds are read
-// by probing fd numbers 0, 1, 2, ... with readlinkat, falling back to
-// getdents64 for sparse tables.
+// fstatat per process.
 //
 // Process details (Process) are read once per process and again after an
 // exec or a uid change, which the proc connector reports; without it the
@@ -69,7 +67,7 @@ type SystemScanner struct {
 	live bool
 	// counts is true when the kernel reports the number of open fds as
 	// the size of /proc/<pid>/fd (Linux 6.2+): a process with none is
-	// then not read, and fd numbers are probed instead of listed.
+	// then not read.
 	counts bool
 
 	source   SocketSource // sockets of the scanner's own namespace
@@ -560,11 +558,7 @@ func (s *SystemScanner) readFDs(ctx context.Context, list []*procEntry, candidat
 	results := make([]fdResult, len(list))
 	err := s.parallel(ctx, len(list), func(d *procDir, i int) {
 		r := &results[i]
-		count := int64(0)
-		if s.counts {
-			count = list[i].sig.count
-		}
-		r.inodes, r.links, r.err = d.readSocketInodes(list[i].pid, count, nil)
+		r.inodes, r.links, r.err = d.readSocketInodes(list[i].pid, nil)
 	})
 	if err != nil {
 		return err
