@@ -232,18 +232,6 @@ func (d *procDir) netNS(pid string) uint64 {
 	return parseNSLink(string(d.link[:n]))
 }
 
-// exeKey identifies a process's executable; it changes on exec of another
-// file.
-type exeKey struct{ dev, ino uint64 }
-
-func (d *procDir) exeKey(pid int32) exeKey {
-	var st unix.Stat_t
-	if err := unix.Fstatat(d.root, pidPath(pid, "exe"), &st, 0); err != nil {
-		return exeKey{}
-	}
-	return exeKey{st.Dev, st.Ino}
-}
-
 // detailReader turns the files of /proc/<pid> into a Process.
 type detailReader struct {
 	bootTime time.Time
@@ -299,14 +287,14 @@ func (d *procDir) readFile(pid int32, name string) ([]byte, error) {
 // cmdline, the exe link and cgroup. A missing exe
 // (kernel thread, or another user's process without privileges) leaves
 // Exe empty.
-func (d *procDir) loadProcess(r *detailReader, pid int32, uid uint32) (*Process, exeKey, error) {
+func (d *procDir) loadProcess(r *detailReader, pid int32, uid uint32) (*Process, error) {
 	b, err := d.readFile(pid, "stat")
 	if err != nil {
-		return nil, exeKey{}, fmt.Errorf("process %d: %w", pid, err)
+		return nil, fmt.Errorf("process %d: %w", pid, err)
 	}
 	comm, start, err := parseStat(b)
 	if err != nil {
-		return nil, exeKey{}, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		return nil, fmt.Errorf("/proc/%d/stat: %w", pid, err)
 	}
 	p := &Process{
 		PID:       pid,
@@ -343,7 +331,7 @@ func (d *procDir) loadProcess(r *detailReader, pid int32, uid uint32) (*Process,
 		p.Cgroup = pickCgroup(string(b))
 		p.Container = containerID(p.Cgroup)
 	}
-	return p, d.exeKey(pid), nil
+	return p, nil
 }
 
 // readLink reads a symbolic link under the procfs root, growing d.link up

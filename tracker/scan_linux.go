@@ -107,10 +107,9 @@ type procEntry struct {
 	denied     bool
 	needRead   bool
 	proc       *Process // details; nil until the process owns a socket
-	exe        exeKey
-	exeScan    uint64 // scan of the last exec check
-	visitScan  uint64 // scan in which loadDetails last looked at it
-	stale      bool   // details must be re-read (exec)
+	exeScan    uint64   // scan of the last exec check
+	visitScan  uint64   // scan in which loadDetails last looked at it
+	stale      bool     // details must be re-read (exec)
 	netns      uint64
 	kthread    bool // a kernel thread: its fd signal is rarely checked
 }

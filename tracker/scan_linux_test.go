@@ -357,17 +357,16 @@ func TestScanExecPoll(t *testing.T) {
 	if e == nil || e.proc == nil {
 		t.Fatal("helper has no details after a scan")
 	}
-	e.exe = exeKey{dev: 1, ino: 1} // pretend the executable changed
-	old := e.proc
+	real := e.proc.Exe
+	fake := *e.proc
+	fake.Exe = "/nonexistent/old-exe" // pretend the process exec'd since
+	e.proc = &fake
 	before := s.Stats().DetailReads
 	for range execPollEvery {
 		scan(t, s)
 	}
-	if e.proc == old {
-		t.Errorf("details not reloaded within %d scans of an exe change", execPollEvery)
-	}
-	if e.exe == (exeKey{1, 1}) {
-		t.Error("exe key not refreshed")
+	if e.proc == &fake || e.proc.Exe != real {
+		t.Errorf("details not reloaded within %d scans of an exe change: exe %q, want %q", execPollEvery, e.proc.Exe, real)
 	}
 	if d := s.Stats().DetailReads - before; d == 0 {
 		t.Error("no detail reads")

@@ -354,8 +354,8 @@ const execPollEvery = 16
 
 // loadDetails loads the details of every process that holds a socket of
 // this scan and has none yet, or exec'd or changed uid: detected by the
-// proc connector, or — without it — by the inode of /proc/<pid>/exe and
-// the uid in /proc/<pid>/status, checked whenever the process's fds were
+// proc connector, or — without it — by the /proc/<pid>/exe link and the
+// uid in /proc/<pid>/status, checked whenever the process's fds were
 // re-read and every execPollEvery scans. first
 // holds the single owner of each socket; with multi, some sockets have
 // several owners, found in the owner index.
@@ -370,7 +370,9 @@ func (s *SystemScanner) loadDetails(ctx context.Context, socks []Socket, first [
 		if e.proc != nil && !e.stale && s.events == nil &&
 			(e.readScan == s.scanNo || (uint64(e.pid)+s.scanNo)%execPollEvery == 0 || e.exeScan == 0) {
 			e.exeScan = s.scanNo
-			if d.exeKey(e.pid) != e.exe {
+			// The exe link changes on exec of another file, and gains a
+			// " (deleted)" suffix when the binary is replaced.
+			if d.readLink(pidPath(e.pid, "exe")) != e.proc.Exe {
 				e.stale = true
 			} else if uid, ok := d.statusUID(e.pid); ok && uid != e.proc.UID {
 				e.stale = true // setuid: a daemon dropping root after binding
@@ -396,7 +398,6 @@ func (s *SystemScanner) loadDetails(ctx context.Context, socks []Socket, first [
 	}
 	type result struct {
 		p   *Process
-		exe exeKey
 		err error
 	}
 	results := make([]result, len(need))
@@ -406,7 +407,7 @@ func (s *SystemScanner) loadDetails(ctx context.Context, socks []Socket, first [
 		if !s.live {
 			uid = 0 // a fixture tree: the files' owner means nothing
 		}
-		r.p, r.exe, r.err = d.loadProcess(&s.details, need[i].pid, uid)
+		r.p, r.err = d.loadProcess(&s.details, need[i].pid, uid)
 	})
 	if err != nil {
 		return err
@@ -418,7 +419,7 @@ func (s *SystemScanner) loadDetails(ctx context.Context, socks []Socket, first [
 			s.log.Debug("cannot read process details", "pid", e.pid, "err", r.err)
 			continue // keep what we knew; nil for a process gone at once
 		}
-		e.proc, e.exe, e.exeScan, e.stale = r.p, r.exe, s.scanNo, false
+		e.proc, e.exeScan, e.stale = r.p, s.scanNo, false
 	}
 	return nil
 }
