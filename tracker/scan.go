@@ -38,11 +38,12 @@ type ScanOptions struct {
 	// does not name are looked up with os/user, then shown as numbers.
 	PasswdFile string
 	// ProcEvents subscribes to the kernel's proc connector (cn_proc) for
-	// fork, exec and exit events. Exec'd processes are then re-read at the
-	// next scan instead of being detected by polling, and Changes reports
-	// exits of socket owners and execs at once. It needs root
-	// (CAP_NET_ADMIN); when the subscription fails the scanner logs it once
-	// and polls.
+	// exec, uid-change and exit events. Processes that exec'd or changed
+	// uid are then re-read at the next scan instead of being found by
+	// polling, and SystemScanner.Changes reports at once the exit or exec
+	// of a process that owned sockets at the last scan. It needs root
+	// (CAP_NET_ADMIN); when the subscription fails the scanner logs it
+	// once and polls.
 	ProcEvents bool
 	// AllNetNS also lists the sockets of every other network namespace
 	// that holds a process (found through /proc/<pid>/ns/net). Netlink
