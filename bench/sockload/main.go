@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command sockload opens a given number of TCP and UDP sockets, IPv4 and
 // IPv6, spread over a given number of child processes, for benchmarking
 // socket scanners. It prints "READY <n> sockets in <p> processes" once
