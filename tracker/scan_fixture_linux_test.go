@@ -1,7 +1,6 @@
 package tracker
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,8 +12,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/procfs"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // formatSnapshot renders the sockets of a snapshot one per line, sorted,
 // for golden files.

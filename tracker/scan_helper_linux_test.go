@@ -19,19 +19,26 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The test binary doubles as the helper process that holds sockets: when
-// ND_TRACKER_HELPER is set, TestMain runs the helper instead of the tests.
+// The test binary doubles as the helper process that holds sockets: it is
+// run with -test.run=^TestHelperProcess$ and ND_TRACKER_HELPER set to the
+// role (a TestMain would clash with other tests of the package).
 const helperEnv = "ND_TRACKER_HELPER"
 
-func TestMain(m *testing.M) {
-	if role := os.Getenv(helperEnv); role != "" {
-		if err := runHelper(role); err != nil {
-			fmt.Fprintln(os.Stderr, "helper:", err)
-			os.Exit(2)
-		}
-		os.Exit(0)
+// helperRun is the -test.run argument that selects the helper.
+const helperRun = "-test.run=^TestHelperProcess$"
+
+// TestHelperProcess is the helper process when ND_TRACKER_HELPER is set,
+// and skips otherwise.
+func TestHelperProcess(t *testing.T) {
+	role := os.Getenv(helperEnv)
+	if role == "" {
+		t.Skip("runs only as the helper process of other tests")
 	}
-	os.Exit(m.Run())
+	if err := runHelper(role); err != nil {
+		fmt.Fprintln(os.Stderr, "helper:", err)
+		os.Exit(2)
+	}
+	os.Exit(0)
 }
 
 // helperInfo is what the serving helper prints once its sockets are open.
@@ -174,7 +181,7 @@ func helperServe(wildcard bool) error {
 					env = append(env, kv)
 				}
 			}
-			err = syscall.Exec(arg, []string{arg}, env)
+			err = syscall.Exec(arg, []string{arg, helperRun}, env)
 		default:
 			err = fmt.Errorf("unknown command %q", cmd)
 		}
@@ -264,7 +271,7 @@ func startHelper(t *testing.T, o helperOpts) *helper {
 	if o.role == "" {
 		o.role = "serve"
 	}
-	cmd := exec.Command(o.exe, "-test.run=^$", "nd-helper")
+	cmd := exec.Command(o.exe, helperRun, "nd-helper")
 	cmd.Env = append(os.Environ(), helperEnv+"="+o.role, "ND_HELPER_COMM="+o.comm)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = o.attr

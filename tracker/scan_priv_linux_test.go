@@ -33,7 +33,7 @@ func TestScanUnprivileged(t *testing.T) {
 		t.Fatal(err)
 	}
 	exe := copyBinary(t, dir, "nd-unpriv-scan")
-	cmd := exec.Command(exe, "-test.run=^$")
+	cmd := exec.Command(exe, helperRun)
 	cmd.Env = append(os.Environ(), helperEnv+"=scan")
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
