@@ -116,7 +116,13 @@ func helperServe(wildcard bool) error {
 		info.UDP4 = a
 		hold = append(hold, u)
 	} else {
-		if tcp4, info.TCP4, err = listen("tcp4", "127.0.0.1:0"); err != nil {
+		// ND_HELPER_TCP4 binds the IPv4 listener to a given address (to
+		// take over a port another helper held).
+		addr4 := "127.0.0.1:0"
+		if a := os.Getenv("ND_HELPER_TCP4"); a != "" {
+			addr4 = a
+		}
+		if tcp4, info.TCP4, err = listen("tcp4", addr4); err != nil {
 			return err
 		}
 		l6, a, err := listen("tcp6", "[::1]:0")
@@ -258,7 +264,8 @@ type helperOpts struct {
 	role  string // default "serve"
 	comm  string // new comm
 	attr  *syscall.SysProcAttr
-	noOut bool // the role prints nothing at start
+	noOut bool   // the role prints nothing at start
+	tcp4  string // address of the IPv4 listener (default 127.0.0.1:0)
 }
 
 // startHelper starts a helper and waits for its sockets. It is stopped by
@@ -272,7 +279,7 @@ func startHelper(t *testing.T, o helperOpts) *helper {
 		o.role = "serve"
 	}
 	cmd := exec.Command(o.exe, helperRun, "nd-helper")
-	cmd.Env = append(os.Environ(), helperEnv+"="+o.role, "ND_HELPER_COMM="+o.comm)
+	cmd.Env = append(os.Environ(), helperEnv+"="+o.role, "ND_HELPER_COMM="+o.comm, "ND_HELPER_TCP4="+o.tcp4)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = o.attr
 	in, err := cmd.StdinPipe()
