@@ -73,6 +73,18 @@ type entry struct {
 	// the key changed since the entry took its place in order.
 	queued bool
 	moved  bool
+
+	// Event source bookkeeping (history_events.go).
+	ev *evSock // the event source's socket this binding is, when known
+	// unseen: learned from an event, and no scan has seen the socket
+	// yet. Such entries are in conns or unconn (scans adopt them, they
+	// cover connections) but not in entries nor in the view.
+	unseen bool
+	// undecided: an unseen connection whose persistence is decided at
+	// the end of its batch of events (most short ones close before).
+	undecided bool
+	thin      bool // owner built from an event alone (exe, cmdline unknown)
+	viaAccept bool // owner is the listener's creator: a scan's view wins
 }
 
 // addrEntry is an address the host owns now.
@@ -104,6 +116,9 @@ type history struct {
 	order []*entry
 	queue []*entry
 
+	// Sockets learned from an event source (history_events.go).
+	evs evTable
+
 	// scratch, reused between scans
 	fresh []*entry
 	gone  []*entry
@@ -123,6 +138,7 @@ func newHistory(host string, nextID uint64) *history {
 		addrs:   make(map[netip.Addr]*addrEntry),
 		nextID:  nextID,
 		seen:    make(map[netip.Addr]struct{}),
+		evs:     newEvTable(DefaultMaxEventSockets),
 	}
 }
 
@@ -215,9 +231,12 @@ func (h *history) add(e *entry) {
 
 func (h *history) remove(e *entry) {
 	e.dead = true
-	delete(h.entries, e.key)
+	if h.entries[e.key] == e {
+		delete(h.entries, e.key)
+	}
 	delete(h.pending, e)
 	e.cover = nil
+	h.unlinkEvent(e)
 	if e.key.connected() {
 		if ck := e.key.conn(); h.conns[ck] == e {
 			delete(h.conns, ck)
@@ -233,11 +252,15 @@ func (h *history) remove(e *entry) {
 	}
 }
 
-// endTime is when an interval that was not seen at now ended: now, or the
-// previous run's last scan for what that run left open.
-func (h *history) endTime(recovered bool, now time.Time) time.Time {
-	if recovered && h.recovered {
-		return h.prevRun
+// endTime is when the interval of e, not seen at now, ended: now, or the
+// previous run's last scan for what that run left open (never before the
+// interval's start: an event may have opened it after that scan).
+func (h *history) endTime(e *entry, now time.Time) time.Time {
+	if e.recovered && h.recovered {
+		now = h.prevRun
+	}
+	if now.Before(e.b.From) {
+		return e.b.From
 	}
 	return now
 }
@@ -308,6 +331,9 @@ func (h *history) apply(snap *Snapshot, now time.Time) scanResult {
 			}
 			continue
 		}
+		if h.adopt(k, &n.sock, n.o, gen, now, &r) {
+			continue // a socket an event reported first
+		}
 		e := &entry{key: k, seen: gen, b: Binding{Socket: n.sock, Owner: n.o.Owner, Host: h.host, From: now}}
 		h.add(e)
 		h.fresh = append(h.fresh, e)
@@ -323,7 +349,7 @@ func (h *history) apply(snap *Snapshot, now time.Time) scanResult {
 	}
 	slices.SortFunc(h.gone, func(a, b *entry) int { return compareKeys(a.key, b.key) })
 	for _, e := range h.gone {
-		until := h.endTime(e.recovered, now)
+		until := h.endTime(e, now)
 		e.b.Until = until
 		if e.id != 0 {
 			r.ops = append(r.ops, storeOp{kind: opClose, id: e.id, until: until})
@@ -334,6 +360,7 @@ func (h *history) apply(snap *Snapshot, now time.Time) scanResult {
 	clear(h.gone)
 
 	h.applyAddrs(snap.Addrs, now, &r)
+	h.checkUnseen(snap, now)
 
 	// Persist new intervals unless a listener covers them, and those
 	// whose cover ended.
@@ -386,8 +413,18 @@ func (h *history) update(e *entry, sock *Socket, o *Observed, now time.Time, r *
 		h.fresh = append(h.fresh, e)
 		r.events = append(r.events, Event{Kind: EventOwnerChanged, Binding: e.b})
 		return
+	case e.thin && e.b.Owner.Same(own):
+		// An owner an event named by its comm alone: the same process,
+		// now with its details, for the whole interval.
+		e.b.Owner, e.thin = own, false
+		e.ownerGen++
+		if e.id != 0 {
+			r.ops = append(r.ops, storeOp{kind: opOpen, id: e.id, b: openCopy(e.b)})
+		}
+		r.events = append(r.events, Event{Kind: EventOwnerChanged, Binding: e.b})
+		return
 	}
-	until := h.endTime(e.recovered, now)
+	until := h.endTime(e, now)
 	if e.id != 0 {
 		r.ops = append(r.ops, storeOp{kind: opClose, id: e.id, until: until})
 		e.id = 0
@@ -396,6 +433,7 @@ func (h *history) update(e *entry, sock *Socket, o *Observed, now time.Time, r *
 	e.cover = nil
 	e.b.Owner = own
 	e.b.From = now
+	e.thin, e.viaAccept = false, false
 	e.ownerGen++
 	h.fresh = append(h.fresh, e)
 	r.events = append(r.events, Event{Kind: EventOwnerChanged, Binding: e.b})
@@ -432,7 +470,11 @@ func (h *history) applyAddrs(addrs []netip.Addr, now time.Time, r *scanResult) {
 	slices.SortFunc(gone, netip.Addr.Compare)
 	for _, a := range gone {
 		ae := h.addrs[a]
-		r.ops = append(r.ops, storeOp{kind: opAddrClose, id: ae.id, until: h.endTime(ae.recovered, now)})
+		until := now
+		if ae.recovered && h.recovered {
+			until = h.prevRun
+		}
+		r.ops = append(r.ops, storeOp{kind: opAddrClose, id: ae.id, until: until})
 		delete(h.addrs, a)
 		r.changed = true
 	}

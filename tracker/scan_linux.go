@@ -79,6 +79,7 @@ type SystemScanner struct {
 	changes  chan struct{}
 
 	procs      map[int32]*procEntry
+	known      ownerCache // owners' details, shared with ResolveOwner
 	owners     map[uint64]owners
 	unresolved map[uint64]*unresolvedInode
 	lastWide   time.Time
@@ -217,6 +218,7 @@ func NewSystemScanner(opts ScanOptions) (*SystemScanner, error) {
 	for range opts.Workers {
 		s.dirs = append(s.dirs, newProcDir(root))
 	}
+	s.known.init(root)
 	s.hostNS = s.dirs[0].netNS("self")
 	var sfs unix.Statfs_t
 	s.live = unix.Fstatfs(root, &sfs) == nil && sfs.Type == unix.PROC_SUPER_MAGIC
@@ -290,6 +292,7 @@ func (s *SystemScanner) Close() error {
 		s.addrs = nil
 	}
 	if s.root >= 0 {
+		s.known.close()
 		errs = append(errs, unix.Close(s.root))
 		s.root = -1
 	}
@@ -454,6 +457,7 @@ func pidString(pid int32) string { return strconv.Itoa(int(pid)) }
 
 // dropProc removes a process's inodes from the owner index.
 func (s *SystemScanner) dropProc(e *procEntry) {
+	s.known.drop(e.pid, e.proc)
 	s.setInodes(e, nil)
 	delete(s.procs, e.pid)
 }

@@ -420,6 +420,7 @@ func (s *SystemScanner) loadDetails(ctx context.Context, socks []Socket, first [
 			continue // keep what we knew; nil for a process gone at once
 		}
 		e.proc, e.exeScan, e.stale = r.p, s.scanNo, false
+		s.known.put(e.pid, r.p)
 	}
 	return nil
 }

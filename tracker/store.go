@@ -346,6 +346,7 @@ const (
 	opClose                       // it ends (id, until)
 	opAddrOpen                    // an address interval starts (a, id)
 	opAddrClose                   // it ends (id, until)
+	opClosed                      // a whole binding interval, already ended (b, id)
 )
 
 // storeOp is one change of a scan.
@@ -375,6 +376,15 @@ func (s *Store) commit(ops []storeOp, seq, nextID uint64, lastScan time.Time) er
 				if err := open.Put(idKey(op.id), encodeBinding(nil, &op.b, pk)); err != nil {
 					return fmt.Errorf("put binding %d: %w", op.id, err)
 				}
+			case opClosed:
+				pk, err := s.putProcess(procs, op.b.Owner)
+				if err != nil {
+					return err
+				}
+				rec := encodeBinding(nil, &op.b, pk)
+				if err := tx.Bucket(closedBucket(op.b.From, op.b.Until)).Put(closedKey(op.b.Until, op.id), rec); err != nil {
+					return fmt.Errorf("put closed binding %d: %w", op.id, err)
+				}
 			case opClose:
 				k := idKey(op.id)
 				v := open.Get(k)
@@ -385,11 +395,7 @@ func (s *Store) commit(ops []storeOp, seq, nextID uint64, lastScan time.Time) er
 				rec := slices.Clone(v)
 				setRecordUntil(rec, op.until)
 				from, _, _ := recordTimes(rec)
-				bucket := bucketClosed
-				if from == math.MinInt64 || op.until.UnixNano()-from > int64(longInterval) {
-					bucket = bucketClosedLong
-				}
-				if err := tx.Bucket(bucket).Put(closedKey(op.until, op.id), rec); err != nil {
+				if err := tx.Bucket(closedBucket(fromUnixNano(from), op.until)).Put(closedKey(op.until, op.id), rec); err != nil {
 					return fmt.Errorf("close binding %d: %w", op.id, err)
 				}
 				if err := open.Delete(k); err != nil {
@@ -431,6 +437,15 @@ func (s *Store) commit(ops []storeOp, seq, nextID uint64, lastScan time.Time) er
 	}
 	s.seq, s.nextID, s.lastScan = seq, nextID, lastScan
 	return nil
+}
+
+// closedBucket is the bucket of an interval that ended: closed-long for
+// those over longInterval (or without a start).
+func closedBucket(from, until time.Time) []byte {
+	if from.IsZero() || until.Sub(from) > longInterval {
+		return bucketClosedLong
+	}
+	return bucketClosed
 }
 
 // putProcess stores p's record if absent and returns its key. A 32-bit

@@ -60,6 +60,22 @@ type Options struct {
 	// Clock gives the time of snapshots that carry none and drives
 	// retention; time.Now when nil (tests set it).
 	Clock func() time.Time
+
+	// Events, when set, reports socket events as they happen (the eBPF
+	// source: OpenEventSource) into the same history as the scans, so
+	// that sockets shorter than Interval are recorded and intervals
+	// start and end when the kernel says. Run runs it; whoever opened it
+	// closes it after Run returns. The owners it names are resolved with
+	// the Scanner when that is an OwnerResolver (the SystemScanner is).
+	Events EventSource
+	// EventQueueSize bounds the events received and not yet applied
+	// (DefaultEventQueueSize when 0); beyond it they are dropped and
+	// counted (EventSourceStats.QueueDrops).
+	EventQueueSize int
+	// MaxEventSockets bounds the sockets learned from events and followed
+	// until their close event (DefaultMaxEventSockets when 0); beyond it
+	// the oldest is forgotten (EventSourceStats.Evictions).
+	MaxEventSockets int
 }
 
 // View is the host's bindings and addresses at one scan. Views are
@@ -87,11 +103,14 @@ type Stats struct {
 	Bindings           int
 	Addrs              int
 	Pending            int // connections covered by their listener, not persisted
-	Unsaved            int // store changes waiting for a commit that failed
+	Unsaved            int // store changes not committed yet (from events since the last scan, or a commit that failed)
 	Events             uint64
 	Seq                uint64
 	Subscribers        int
 	DroppedSubscribers uint64
+	// EventSource: the counters of Options.Events (zero, with an empty
+	// Name, when the tracker only polls).
+	EventSource EventSourceStats
 }
 
 // Tracker polls a Scanner, turns successive snapshots into events and
@@ -115,6 +134,11 @@ type Tracker struct {
 	denied     []int32
 	lastErrMsg string
 	lastErrLog time.Time
+	evSpare    []evRecord // the event buffer handed back to the queue
+	evLate     []evRecord // scratch: events after a snapshot
+
+	evq      *eventQueue   // nil without Options.Events
+	resolver OwnerResolver // the Scanner's, when it is one
 
 	statsMu sync.Mutex
 	stats   Stats
@@ -151,11 +175,24 @@ func New(opts Options) (*Tracker, error) {
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
+	if opts.EventQueueSize == 0 {
+		opts.EventQueueSize = DefaultEventQueueSize
+	}
+	if opts.MaxEventSockets == 0 {
+		opts.MaxEventSockets = DefaultMaxEventSockets
+	}
+	if opts.EventQueueSize < 0 || opts.MaxEventSockets < 0 {
+		return nil, fmt.Errorf("tracker: negative event queue size %d or socket bound %d", opts.EventQueueSize, opts.MaxEventSockets)
+	}
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	t := &Tracker{opts: opts, log: logger}
+	if opts.Events != nil {
+		t.evq = newEventQueue(opts.EventQueueSize)
+		t.resolver, _ = opts.Scanner.(OwnerResolver)
+	}
 	dir := opts.StateDir
 	if dir == "" {
 		tmp, err := os.MkdirTemp("", "netdumper-state-")
@@ -196,6 +233,7 @@ func (t *Tracker) start() error {
 		return err
 	}
 	t.hist = newHistory(st.Host(), st.nextID)
+	t.hist.evs.max = t.opts.MaxEventSockets
 	t.seq = st.Seq()
 	if !st.LastScan().IsZero() {
 		t.hist.recover(bs, as, st.LastScan())
@@ -236,34 +274,65 @@ func (t *Tracker) Host() string { return t.store.Host() }
 func (t *Tracker) StatePath() string { return t.store.Path() }
 
 // Run scans every Interval until ctx ends, and applies retention every
-// few minutes. Scan and store errors are logged (and counted in Stats),
-// not returned: the tracker keeps going. It returns nil when ctx ends,
-// leaving the open bindings open in the store for the next run.
+// few minutes. With Options.Events it also runs the event source and
+// applies its events as they come (see the package documentation); a
+// source that fails is logged and the tracker polls on. Scan and store
+// errors are logged (and counted in Stats), not returned: the tracker
+// keeps going. It returns nil when ctx ends, after applying the events
+// already received and committing them, leaving the open bindings open
+// in the store for the next run.
 func (t *Tracker) Run(ctx context.Context) error {
 	if !t.running.CompareAndSwap(false, true) {
 		return errors.New("tracker: already running")
 	}
 	defer t.running.Store(false)
+	source := "poll"
+	var srcDone chan error
+	var ready <-chan struct{}
+	if t.opts.Events != nil {
+		source = t.opts.Events.Name() + "+poll"
+		srcDone = make(chan error, 1)
+		ready = t.evq.ready
+		go func() { srcDone <- t.opts.Events.Run(ctx, t.receive) }()
+	}
 	t.log.Info("tracker started", "host", t.Host(), "state", t.StatePath(),
-		"interval", t.opts.Interval, "retention", t.opts.Retention)
+		"interval", t.opts.Interval, "retention", t.opts.Retention, "source", source)
 	tick := time.NewTicker(t.opts.Interval)
 	defer tick.Stop()
 	nextExpire := t.opts.Clock().Add(compactEvery)
-	for {
-		if err := t.ScanOnce(ctx); err != nil && ctx.Err() == nil {
-			t.logError(err)
-		}
-		if now := t.opts.Clock(); !now.Before(nextExpire) {
-			nextExpire = now.Add(compactEvery)
-			if err := t.expire(ctx, now); err != nil && ctx.Err() == nil {
-				t.log.Error("retention", "err", err)
+	for scan := true; ; {
+		if scan {
+			if err := t.ScanOnce(ctx); err != nil && ctx.Err() == nil {
+				t.logError(err)
+			}
+			if now := t.opts.Clock(); !now.Before(nextExpire) {
+				nextExpire = now.Add(compactEvery)
+				if err := t.expire(ctx, now); err != nil && ctx.Err() == nil {
+					t.log.Error("retention", "err", err)
+				}
 			}
 		}
+		scan = false
 		select {
 		case <-ctx.Done():
+			if srcDone != nil {
+				<-srcDone // it delivers what was queued, then returns
+				if err := t.flushEvents(); err != nil {
+					t.log.Error("committing the last events", "err", err)
+				}
+			}
 			t.log.Info("tracker stopped", "seq", t.Stats().Seq)
 			return nil
 		case <-tick.C:
+			scan = true
+		case <-ready:
+			t.applyQueued()
+		case err := <-srcDone:
+			srcDone, ready = nil, nil
+			if ctx.Err() == nil {
+				t.log.Error("event source stopped; tracking by polling only from now on",
+					"source", t.opts.Events.Name(), "err", err)
+			}
 		}
 	}
 }
@@ -319,24 +388,42 @@ func (t *Tracker) ScanOnce(ctx context.Context) error {
 	}
 
 	diffStart := time.Now()
-	r := t.hist.apply(snap, now)
-	for i := range r.events {
-		t.seq++
-		r.events[i].Seq = t.seq
-		r.events[i].Time = now
+	var r scanResult
+	if t.evq != nil {
+		// Events up to the snapshot's time first, so that the snapshot
+		// meets the sockets they opened and closed; later ones after it.
+		early := t.takeEvents()
+		late := t.evLate[:0]
+		n := 0
+		for _, rec := range early {
+			if rec.Time.After(now) {
+				late = append(late, rec)
+			} else {
+				early[n] = rec
+				n++
+			}
+		}
+		t.hist.applyEvents(early[:n], &r)
+		sr := t.hist.apply(snap, now)
+		r.events = append(r.events, sr.events...)
+		r.ops = append(r.ops, sr.ops...)
+		r.changed = r.changed || sr.changed
+		t.hist.applyEvents(late, &r)
+		t.hist.expireUnseen(now, &r)
+		clear(early)
+		clear(late)
+		t.evSpare, t.evLate = early[:0], late[:0]
+	} else {
+		r = t.hist.apply(snap, now)
 	}
 	if !slices.Equal(t.denied, snap.Denied) {
 		t.noteDenied(snap.Denied)
 		r.changed = true
 	}
-	if r.changed {
-		t.bindings = t.hist.bindings()
-		t.addrs = t.hist.currentAddrs()
-	}
+	t.record(&r, now)
 	diffDur := time.Since(diffStart)
 
 	commitStart := time.Now()
-	t.unsaved = append(t.unsaved, r.ops...)
 	cerr := t.store.commit(t.unsaved, t.seq, t.hist.nextID, now)
 	if cerr == nil {
 		clear(t.unsaved)
@@ -357,10 +444,99 @@ func (t *Tracker) ScanOnce(ctx context.Context) error {
 	}
 	s.LastScan = now
 	s.LastScanDuration, s.LastDiffDuration, s.LastCommitDuration = scanDur, diffDur, commitDur
-	s.Bindings, s.Addrs, s.Pending, s.Unsaved = len(t.bindings), len(t.addrs), len(t.hist.pending), len(t.unsaved)
-	s.Events += uint64(len(r.events))
+	t.countLocked(len(r.events))
 	t.statsMu.Unlock()
 	return cerr
+}
+
+// record numbers the events of r (those without a time of their own
+// happened at now), rebuilds the view when it changed and queues the
+// store changes for the next commit. scanMu must be held.
+func (t *Tracker) record(r *scanResult, now time.Time) {
+	for i := range r.events {
+		t.seq++
+		r.events[i].Seq = t.seq
+		if r.events[i].Time.IsZero() {
+			r.events[i].Time = now
+		}
+	}
+	if r.changed {
+		t.bindings = t.hist.bindings()
+		t.addrs = t.hist.currentAddrs()
+	}
+	t.unsaved = append(t.unsaved, r.ops...)
+}
+
+// countLocked updates the counters of the view and events; statsMu and
+// scanMu must be held.
+func (t *Tracker) countLocked(events int) {
+	s := &t.stats
+	s.Bindings, s.Addrs, s.Pending, s.Unsaved = len(t.bindings), len(t.addrs), len(t.hist.pending), len(t.unsaved)
+	s.Events += uint64(events)
+	ev := &t.hist.evs
+	s.EventSource.Applied, s.EventSource.Ignored = ev.applied, ev.ignored
+	s.EventSource.MissedCloses, s.EventSource.Evictions = ev.missedCloses, ev.evictions
+	s.EventSource.Open = len(ev.byCookie)
+}
+
+// takeEvents returns the queued events. scanMu must be held.
+func (t *Tracker) takeEvents() []evRecord {
+	recs := t.evq.take(t.evSpare)
+	t.evSpare = nil
+	return recs
+}
+
+// receive is the event source's callback: it resolves the owner at
+// once, while the process may still be there to read, and queues the
+// event for the tracker's goroutine.
+func (t *Tracker) receive(ev SockEvent) {
+	rec := evRecord{SockEvent: ev, received: t.opts.Clock()}
+	if o := ev.Owner; o != nil && ev.Kind != SockClose {
+		if t.resolver != nil {
+			rec.owner, rec.thin = t.resolver.ResolveOwner(o)
+		} else {
+			rec.owner, rec.thin = o.process(), true
+		}
+	}
+	t.evq.push(rec)
+}
+
+// applyQueued applies the events received since the last scan or batch.
+// Their store changes are committed with the next scan (or when Run
+// ends); their events and the view are published now.
+func (t *Tracker) applyQueued() {
+	t.scanMu.Lock()
+	defer t.scanMu.Unlock()
+	recs := t.takeEvents()
+	var r scanResult
+	t.hist.applyEvents(recs, &r)
+	t.hist.expireUnseen(t.opts.Clock(), &r)
+	clear(recs)
+	t.evSpare = recs[:0]
+	t.record(&r, t.hist.last)
+	if len(r.events) > 0 || r.changed {
+		t.hub.publish(r.events, t.newView(t.hist.last))
+	}
+	t.statsMu.Lock()
+	t.countLocked(len(r.events))
+	t.statsMu.Unlock()
+}
+
+// flushEvents applies the events still queued and commits everything
+// not committed yet, when Run ends.
+func (t *Tracker) flushEvents() error {
+	t.applyQueued()
+	t.scanMu.Lock()
+	defer t.scanMu.Unlock()
+	if len(t.unsaved) == 0 {
+		return nil
+	}
+	if err := t.store.commit(t.unsaved, t.seq, t.hist.nextID, t.hist.last); err != nil {
+		return err
+	}
+	clear(t.unsaved)
+	t.unsaved = t.unsaved[:0]
+	return nil
 }
 
 // noteDenied records and logs the processes the scan could not see.
@@ -419,6 +595,14 @@ func (t *Tracker) Stats() Stats {
 	s := t.stats
 	t.statsMu.Unlock()
 	s.Subscribers, s.DroppedSubscribers, s.Seq = t.hub.stats()
+	if t.opts.Events != nil {
+		src := t.opts.Events.Stats()
+		src.Name = t.opts.Events.Name()
+		src.QueueDrops = t.evq.drops()
+		src.Applied, src.Ignored, src.Open = s.EventSource.Applied, s.EventSource.Ignored, s.EventSource.Open
+		src.MissedCloses, src.Evictions = s.EventSource.MissedCloses, s.EventSource.Evictions
+		s.EventSource = src
+	}
 	return s
 }
 
