@@ -468,7 +468,8 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		buf.Reset()
 		if werr != nil {
-			if r.Context().Err() == nil {
+			var ne net.Error
+			if errors.As(werr, &ne) && ne.Timeout() {
 				s.metrics.streamsDropped.WithLabelValues("write-timeout").Inc()
 				s.log.Info("event stream dropped: client not reading", "client", r.RemoteAddr, "err", werr)
 			}
