@@ -10,7 +10,9 @@ import (
 )
 
 // LabelFunc returns the label for a flow and whether there is one. The Flow
-// is valid only during the call.
+// is valid only during the call. Rewrite decodes only what labelling
+// needs: the record header, EXgenericFlow (times, ports, protocol,
+// counters), the addresses and the username; Has reports every element.
 type LabelFunc func(f *Flow) (label string, ok bool)
 
 // RewriteOptions configure Rewrite.
@@ -29,6 +31,9 @@ type RewriteOptions struct {
 	// Workers for decompression and for compression; 0 means GOMAXPROCS
 	// (at most 4) each.
 	Workers int
+	// Progress, when set, is called after each data block with the number
+	// of blocks done and the file's total (the header's NumBlocks).
+	Progress func(done, total int)
 }
 
 // RewriteStats counts what Rewrite did.
@@ -133,6 +138,9 @@ func Rewrite(ctx context.Context, r *Reader, w interface {
 				wr.Abort()
 				return st, err
 			}
+			if opts.Progress != nil {
+				opts.Progress(st.Blocks, int(hdr.NumBlocks))
+			}
 			continue
 		}
 		data := b.Data
@@ -155,6 +163,9 @@ func Rewrite(ctx context.Context, r *Reader, w interface {
 			}
 			off += size
 		}
+		if opts.Progress != nil {
+			opts.Progress(st.Blocks, int(hdr.NumBlocks))
+		}
 	}
 	if err := wr.Close(); err != nil {
 		return st, err
@@ -164,7 +175,7 @@ func Rewrite(ctx context.Context, r *Reader, w interface {
 
 // relabel writes one V3 record to wr with its username set per policy.
 func relabel(wr *Writer, rec []byte, f *Flow, label LabelFunc, opts *RewriteOptions, placeholder string, st *RewriteStats) error {
-	if err := DecodeFlow(rec, f); err != nil {
+	if err := decodeFlowKey(rec, f); err != nil {
 		return err
 	}
 	st.Flows++

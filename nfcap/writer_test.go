@@ -69,7 +69,14 @@ func TestRewritePassThrough(t *testing.T) {
 	for _, in := range fixtures.NFFiles(t) {
 		t.Run(filepath.Base(in), func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "out.nf")
-			st := rewriteTo(t, in, out, func(f *nfcap.Flow) (string, bool) { return "relabelled", true }, nfcap.RewriteOptions{Overwrite: true})
+			var progress []int
+			st := rewriteTo(t, in, out, func(f *nfcap.Flow) (string, bool) { return "relabelled", true }, nfcap.RewriteOptions{
+				Overwrite: true,
+				Progress:  func(done, total int) { progress = append(progress, done, total) },
+			})
+			if n := len(progress); n == 0 || progress[n-2] != progress[n-1] || progress[n-1] != st.Blocks {
+				t.Errorf("progress calls %v, want the last one to be (%d, %d)", progress, st.Blocks, st.Blocks)
+			}
 			a, _, ra := records(t, in)
 			b, sizes, rb := records(t, out)
 			if len(a) != len(b) {

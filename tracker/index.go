@@ -418,3 +418,28 @@ func (ix *Index) owned(host int32, addr [16]byte, w *window) bool {
 	}
 	return false
 }
+
+// Owner returns the host that owned addr at some moment of [first, last]
+// (widened by the tolerance), and whether any did. Enrichment uses it to
+// tell which end of an unmatched flow is local.
+func (ix *Index) Owner(addr netip.Addr, first, last time.Time) (string, bool) {
+	a16 := addr.Unmap().As16()
+	sp, ok := ix.addrs[a16]
+	if !ok {
+		return "", false
+	}
+	w := window{f: math.MinInt64, l: math.MaxInt64}
+	if !first.IsZero() {
+		w.f = first.UnixNano()
+	}
+	if !last.IsZero() {
+		w.l = last.UnixNano()
+	}
+	w.lo, w.hi = satAdd(w.f, -ix.tol), satAdd(w.l, ix.tol)
+	for _, a := range ix.addrCands[sp.off : sp.off+sp.n] {
+		if a.from <= w.hi && a.until > w.lo {
+			return ix.hosts[a.host], true
+		}
+	}
+	return "", false
+}

@@ -237,3 +237,27 @@ func TestLookupDoesNotAllocate(t *testing.T) {
 		t.Errorf("Lookup allocates %v times per call", allocs)
 	}
 }
+
+func TestIndexOwner(t *testing.T) {
+	t0 := time.Date(2023, 11, 14, 22, 0, 0, 0, time.UTC)
+	ix := NewIndex(IndexOptions{Tolerance: -1}, HostHistory{Host: "web1", Addrs: []AddrInterval{
+		{Addr: netip.MustParseAddr("192.0.2.10"), From: t0, Until: t0.Add(time.Hour)},
+	}})
+	tests := []struct {
+		addr   string
+		at     time.Time
+		want   string
+		wantOK bool
+	}{
+		{"192.0.2.10", t0.Add(time.Minute), "web1", true},
+		{"::ffff:192.0.2.10", t0.Add(time.Minute), "web1", true},
+		{"192.0.2.10", t0.Add(2 * time.Hour), "", false},
+		{"192.0.2.11", t0.Add(time.Minute), "", false},
+	}
+	for _, tc := range tests {
+		h, ok := ix.Owner(netip.MustParseAddr(tc.addr), tc.at, tc.at)
+		if h != tc.want || ok != tc.wantOK {
+			t.Errorf("Owner(%s, %v) = %q, %v; want %q, %v", tc.addr, tc.at, h, ok, tc.want, tc.wantOK)
+		}
+	}
+}

@@ -1,0 +1,408 @@
+package enrich
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/netdumper/netdumper/internal/services"
+	"github.com/netdumper/netdumper/nfcap"
+	"github.com/netdumper/netdumper/tracker"
+)
+
+// Options configure a Job.
+type Options struct {
+	// Sources give the bindings; at least one is needed.
+	Sources []Source
+	// Label is the template for matched flows; nil means "{process}".
+	Label *Template
+	// Unknown is the template for flows no binding matched; nil leaves
+	// them without a username.
+	Unknown *Template
+	// Services names well-known ports for {service}; nil means the
+	// built-in table.
+	Services *services.Table
+	// Overwrite replaces usernames records already carry.
+	Overwrite bool
+	// Tolerance is the clock-skew tolerance around a flow's times; 0
+	// means tracker.DefaultTolerance.
+	Tolerance time.Duration
+	// Recompress and Compression choose the output compression; by
+	// default the input's is kept.
+	Recompress  bool
+	Compression nfcap.Compression
+	// TopN is how many unmatched endpoints a summary lists (default 10).
+	TopN int
+	// Logger; nil discards.
+	Logger *slog.Logger
+}
+
+// Job enriches nfdump files. It is safe to use for one file at a time.
+type Job struct {
+	opts Options
+	log  *slog.Logger
+}
+
+// NewJob checks opts and returns a Job.
+func NewJob(opts Options) (*Job, error) {
+	if len(opts.Sources) == 0 {
+		return nil, errors.New("no bindings source")
+	}
+	if opts.Label == nil {
+		t, err := ParseTemplate("{process}")
+		if err != nil {
+			return nil, err
+		}
+		opts.Label = t
+	}
+	if opts.Services == nil {
+		opts.Services = services.Builtin()
+	}
+	if opts.Tolerance == 0 {
+		opts.Tolerance = tracker.DefaultTolerance
+	}
+	if opts.TopN == 0 {
+		opts.TopN = 10
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Job{opts: opts, log: log}, nil
+}
+
+// Endpoint is a local endpoint of unmatched flows.
+type Endpoint struct {
+	Proto string     `json:"proto"`
+	Addr  netip.Addr `json:"addr"`
+	Port  uint16     `json:"port"`
+	// Local is false when no source knew which end of the flows is the
+	// host's; the endpoint is then the end with the lower port.
+	Local bool  `json:"local"`
+	Flows int64 `json:"flows"`
+}
+
+// Summary describes what enrichment did (or would do) to one file.
+type Summary struct {
+	Path  string    `json:"path"`
+	First time.Time `json:"first"`
+	Last  time.Time `json:"last"`
+	Flows int64     `json:"flows"`
+	// Matched flows per kind.
+	Exact    int64 `json:"matched_exact"`
+	Listener int64 `json:"matched_listener"`
+	Wildcard int64 `json:"matched_wildcard"`
+	// Unmatched flows (ICMP and other protocols included).
+	Unmatched    int64      `json:"unmatched"`
+	TopUnmatched []Endpoint `json:"top_unmatched,omitempty"`
+	// Written is what the rewrite did (zero in a dry run).
+	Written  nfcap.RewriteStats `json:"written"`
+	Bindings int                `json:"bindings"` // intervals indexed for the file's window
+	DryRun   bool               `json:"dry_run"`
+	Elapsed  time.Duration      `json:"elapsed_ns"`
+	Error    string             `json:"error,omitempty"`
+}
+
+// Matched returns the number of flows a binding matched.
+func (s *Summary) Matched() int64 { return s.Exact + s.Listener + s.Wildcard }
+
+// MatchRate returns the matched share of flows, 0..1.
+func (s *Summary) MatchRate() float64 {
+	if s.Flows == 0 {
+		return 0
+	}
+	return float64(s.Matched()) / float64(s.Flows)
+}
+
+// Plan is one file prepared for enrichment: its time window and the index
+// of the bindings that overlap it. Its Label method is the labelling
+// function handed to nfcap.Rewrite, and it counts what it sees.
+type Plan struct {
+	job     *Job
+	Path    string
+	First   time.Time
+	Last    time.Time
+	Index   *tracker.Index
+	summary Summary
+
+	buf       []byte
+	fields    LabelFields
+	cache     map[*tracker.Binding]string
+	unknown   map[unknownKey]string
+	unmatched map[endpointKey]int64
+}
+
+type unknownKey struct{ service, host string }
+
+type endpointKey struct {
+	proto uint8
+	addr  netip.Addr
+	port  uint16
+	local bool
+}
+
+const maxUnmatchedKeys = 1 << 16
+
+// Window returns the time window of the flows of an nfdump file: from its
+// stat record, or from the flows themselves when the file has none.
+func Window(ctx context.Context, path string) (first, last time.Time, err error) {
+	r, err := nfcap.OpenFile(path, nfcap.ReaderOptions{})
+	if err != nil {
+		return first, last, err
+	}
+	defer r.Close()
+	a := r.Appendix()
+	if a.HasStat && a.Stat.NumFlows > 0 && a.Stat.FirstSeen > 0 && a.Stat.FirstSeen <= a.Stat.LastSeen &&
+		a.Stat.LastSeen < 1<<62 {
+		return a.Stat.First(), a.Stat.Last(), nil
+	}
+	var lo, hi uint64
+	n := 0
+	for f, err := range r.Flows() {
+		if err != nil {
+			return first, last, err
+		}
+		if n++; n%65536 == 0 && ctx.Err() != nil {
+			return first, last, ctx.Err()
+		}
+		if lo == 0 || f.MsecFirst < lo {
+			lo = f.MsecFirst
+		}
+		hi = max(hi, f.MsecLast)
+	}
+	if n == 0 {
+		return first, last, nil
+	}
+	return time.UnixMilli(int64(lo)), time.UnixMilli(int64(hi)), nil
+}
+
+// Prepare reads the window of the file at path and builds the index of
+// every source's bindings for it (widened by the tolerance).
+func (j *Job) Prepare(ctx context.Context, path string) (*Plan, error) {
+	first, last, err := Window(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	ib := tracker.NewIndexBuilder()
+	from, to := first.Add(-j.opts.Tolerance), last.Add(j.opts.Tolerance)
+	if first.IsZero() {
+		from, to = time.Time{}, time.Time{}
+	}
+	for _, src := range j.opts.Sources {
+		if err := src.Add(ctx, ib, from, to); err != nil {
+			return nil, fmt.Errorf("bindings from %s: %w", src.Name(), err)
+		}
+	}
+	ix := ib.Build(tracker.IndexOptions{Tolerance: j.opts.Tolerance})
+	p := &Plan{
+		job: j, Path: path, First: first, Last: last, Index: ix,
+		cache:     make(map[*tracker.Binding]string),
+		unknown:   make(map[unknownKey]string),
+		unmatched: make(map[endpointKey]int64),
+	}
+	p.summary = Summary{Path: path, First: first, Last: last, Bindings: ix.Len()}
+	return p, nil
+}
+
+// Label returns the label of a flow: the label template for the binding
+// that matched, else the unknown template (if any). It counts the match.
+func (p *Plan) Label(f *nfcap.Flow) (string, bool) {
+	p.summary.Flows++
+	key := tracker.FlowKey{
+		Proto: tracker.Proto(f.Proto),
+		Src:   netip.AddrPortFrom(f.SrcAddr, f.SrcPort),
+		Dst:   netip.AddrPortFrom(f.DstAddr, f.DstPort),
+	}
+	first, last := f.First(), f.Last()
+	m := p.Index.Lookup(key, first, last)
+	if m.OK() {
+		switch m.Kind {
+		case tracker.MatchExact:
+			p.summary.Exact++
+		case tracker.MatchListener:
+			p.summary.Listener++
+		default:
+			p.summary.Wildcard++
+		}
+		if s, ok := p.cache[m.Binding]; ok {
+			return s, true
+		}
+		b := m.Binding
+		o := b.Owner
+		p.fields = LabelFields{Process: o.Name, PID: o.PID, User: o.User, UID: o.UID, Exe: o.Exe,
+			Container: o.Container, Host: b.Host, Service: p.job.opts.Services.ForFlow(f.Proto, f.SrcPort, f.DstPort)}
+		p.buf = p.job.opts.Label.Append(p.buf[:0], &p.fields)
+		s := nfcap.CleanLabel(string(p.buf))
+		if !p.job.opts.Label.Uses("service") {
+			p.cache[m.Binding] = s
+		}
+		return s, true
+	}
+	p.summary.Unmatched++
+	p.countUnmatched(f, first, last)
+	if p.job.opts.Unknown == nil {
+		return "", false
+	}
+	svc := p.job.opts.Services.ForFlow(f.Proto, f.SrcPort, f.DstPort)
+	if svc == "" {
+		svc = "-"
+	}
+	host := ""
+	if p.job.opts.Unknown.Uses("host") {
+		if h, ok := p.Index.Owner(f.SrcAddr, first, last); ok {
+			host = h
+		} else if h, ok := p.Index.Owner(f.DstAddr, first, last); ok {
+			host = h
+		}
+	}
+	k := unknownKey{svc, host}
+	if s, ok := p.unknown[k]; ok {
+		return s, true
+	}
+	p.fields = LabelFields{Service: svc, Host: host}
+	p.buf = p.job.opts.Unknown.Append(p.buf[:0], &p.fields)
+	s := nfcap.CleanLabel(string(p.buf))
+	p.unknown[k] = s
+	return s, true
+}
+
+func (p *Plan) countUnmatched(f *nfcap.Flow, first, last time.Time) {
+	var k endpointKey
+	switch {
+	case p.owns(f.SrcAddr, first, last):
+		k = endpointKey{f.Proto, f.SrcAddr, f.SrcPort, true}
+	case p.owns(f.DstAddr, first, last):
+		k = endpointKey{f.Proto, f.DstAddr, f.DstPort, true}
+	case f.SrcPort != 0 && f.SrcPort < f.DstPort:
+		k = endpointKey{f.Proto, f.SrcAddr, f.SrcPort, false}
+	default:
+		k = endpointKey{f.Proto, f.DstAddr, f.DstPort, false}
+	}
+	if f.IsICMP() {
+		k.port = 0
+	}
+	if _, ok := p.unmatched[k]; ok || len(p.unmatched) < maxUnmatchedKeys {
+		p.unmatched[k]++
+	}
+}
+
+func (p *Plan) owns(a netip.Addr, first, last time.Time) bool {
+	_, ok := p.Index.Owner(a, first, last)
+	return ok
+}
+
+// Effective returns the username nfdump will show for f after the rewrite
+// (given its label), following the job's overwrite policy; "" means none.
+func (p *Plan) Effective(f *nfcap.Flow, label string, ok bool) string {
+	switch {
+	case f.Username != "" && (!p.job.opts.Overwrite || !ok):
+		return f.Username
+	case ok:
+		return nfcap.CleanLabel(label)
+	}
+	return ""
+}
+
+// Summary returns the counters so far.
+func (p *Plan) Summary() Summary {
+	s := p.summary
+	s.TopUnmatched = p.top(p.job.opts.TopN)
+	return s
+}
+
+func (p *Plan) top(n int) []Endpoint {
+	eps := make([]Endpoint, 0, len(p.unmatched))
+	for k, c := range p.unmatched {
+		eps = append(eps, Endpoint{Proto: protoName(k.proto), Addr: k.addr, Port: k.port, Local: k.local, Flows: c})
+	}
+	slices.SortFunc(eps, func(a, b Endpoint) int {
+		if c := cmp.Compare(b.Flows, a.Flows); c != 0 {
+			return c
+		}
+		if c := a.Addr.Compare(b.Addr); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Port, b.Port)
+	})
+	if len(eps) > n {
+		eps = eps[:n]
+	}
+	return eps
+}
+
+func protoName(p uint8) string {
+	switch p {
+	case nfcap.ProtoTCP:
+		return "tcp"
+	case nfcap.ProtoUDP:
+		return "udp"
+	case nfcap.ProtoICMP:
+		return "icmp"
+	case nfcap.ProtoICMPv6:
+		return "icmp6"
+	}
+	return fmt.Sprint(p)
+}
+
+// Run enriches the file at path in place (atomically) and returns what
+// was done. progress, when set, gets (blocks done, blocks total).
+func (j *Job) Run(ctx context.Context, path string, progress func(done, total int)) (Summary, error) {
+	start := time.Now()
+	p, err := j.Prepare(ctx, path)
+	if err != nil {
+		return Summary{Path: path, Error: err.Error()}, err
+	}
+	st, err := nfcap.RewriteFile(ctx, path, p.Label, nfcap.RewriteOptions{
+		Overwrite: j.opts.Overwrite, Recompress: j.opts.Recompress, Compression: j.opts.Compression,
+		Progress: progress,
+	})
+	s := p.Summary()
+	s.Written = st
+	s.Elapsed = time.Since(start)
+	if err != nil {
+		s.Error = err.Error()
+		return s, err
+	}
+	j.log.Info("enriched", "file", path, "flows", s.Flows, "matched", s.Matched(), "unmatched", s.Unmatched,
+		"written", st.Labelled(), "elapsed", s.Elapsed)
+	return s, nil
+}
+
+// DryRun labels every flow of the file at path without writing anything.
+// fn, when set, is called for each flow with its label and the username
+// nfdump would show after a real run ("" for none); returning false stops
+// the calls (counting goes on).
+func (j *Job) DryRun(ctx context.Context, path string, fn func(f *nfcap.Flow, username string) bool) (Summary, error) {
+	start := time.Now()
+	p, err := j.Prepare(ctx, path)
+	if err != nil {
+		return Summary{Path: path, Error: err.Error(), DryRun: true}, err
+	}
+	r, err := nfcap.OpenFile(path, nfcap.ReaderOptions{})
+	if err != nil {
+		return Summary{Path: path, Error: err.Error(), DryRun: true}, err
+	}
+	defer r.Close()
+	n := 0
+	for f, err := range r.Flows() {
+		if err != nil {
+			return Summary{Path: path, Error: err.Error(), DryRun: true}, err
+		}
+		if n++; n%65536 == 0 && ctx.Err() != nil {
+			return Summary{Path: path, DryRun: true}, ctx.Err()
+		}
+		label, ok := p.Label(f)
+		if fn != nil && !fn(f, p.Effective(f, label, ok)) {
+			fn = nil
+		}
+	}
+	s := p.Summary()
+	s.DryRun = true
+	s.Elapsed = time.Since(start)
+	return s, nil
+}

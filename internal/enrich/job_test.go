@@ -1,0 +1,136 @@
+package enrich
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/netdumper/netdumper/internal/fixtures"
+	"github.com/netdumper/netdumper/nfcap"
+)
+
+func truthBindings(t *testing.T, truth string) (string, []string) {
+	return fixtures.TruthBindings(t, truth, t.TempDir())
+}
+
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestJobAgainstTruth enriches the synthetic fixtures with bindings built
+// from their ground truth: every TCP/UDP flow must get the process that
+// owned its local end, existing usernames are kept unless overwriting,
+// and ICMP flows stay unmatched.
+func TestJobAgainstTruth(t *testing.T) {
+	dir := fixtures.Dir(t)
+	for _, tc := range []struct{ file, truth string }{
+		{"v9-mixed.lz4.nf", "v9-mixed.truth.csv"},
+		{"v9-mixed.lzo.nf", "v9-mixed.truth.csv"},
+		{"ipfix-mixed.lz4.nf", "ipfix-mixed.truth.csv"},
+		{"v9-alluser.bz2.nf", "v9-alluser.truth.csv"},
+	} {
+		for _, overwrite := range []bool{false, true} {
+			t.Run(tc.file+map[bool]string{true: "/overwrite", false: "/keep"}[overwrite], func(t *testing.T) {
+				bindings, want := truthBindings(t, filepath.Join(dir, tc.truth))
+				path := filepath.Join(t.TempDir(), "nfcapd.202311142210")
+				copyFile(t, filepath.Join(dir, tc.file), path)
+				var before []string
+				r, _ := nfcap.OpenFile(path, nfcap.ReaderOptions{})
+				for f, err := range r.Flows() {
+					if err != nil {
+						t.Fatal(err)
+					}
+					before = append(before, f.Username)
+				}
+				r.Close()
+				unknown, _ := ParseTemplate("{service}***")
+				job, err := NewJob(Options{Sources: []Source{NewBindingsFile(bindings)}, Overwrite: overwrite, Unknown: unknown})
+				if err != nil {
+					t.Fatal(err)
+				}
+				sum, err := job.Run(context.Background(), path, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				icmp := int64(0)
+				for _, w := range want {
+					if w == "" {
+						icmp++
+					}
+				}
+				if sum.Flows != int64(len(want)) || sum.Unmatched != icmp || sum.Matched() != int64(len(want))-icmp {
+					t.Fatalf("summary %+v: want %d flows, %d unmatched", sum, len(want), icmp)
+				}
+				r, err = nfcap.OpenFile(path, nfcap.ReaderOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r.Close()
+				i := 0
+				for f, err := range r.Flows() {
+					if err != nil {
+						t.Fatal(err)
+					}
+					exp := want[i]
+					switch {
+					case before[i] != "" && !overwrite:
+						exp = before[i]
+					case exp == "":
+						exp = "-***" // ICMP: no port, no service
+					}
+					if f.Username != exp {
+						t.Fatalf("flow %d (%v:%d -> %v:%d proto %d): username %q, want %q", i+1, f.SrcAddr, f.SrcPort, f.DstAddr, f.DstPort, f.Proto, f.Username, exp)
+					}
+					i++
+				}
+			})
+		}
+	}
+}
+
+// TestDryRunTouchesNothing runs a dry run and checks the file is unchanged
+// and the summary matches what a real run then reports.
+func TestDryRunTouchesNothing(t *testing.T) {
+	dir := fixtures.Dir(t)
+	bindings, _ := truthBindings(t, filepath.Join(dir, "v9-mixed.truth.csv"))
+	path := filepath.Join(t.TempDir(), "nfcapd.202311142210")
+	copyFile(t, filepath.Join(dir, "v9-mixed.none.nf"), path)
+	before, _ := os.ReadFile(path)
+	job, err := NewJob(Options{Sources: []Source{NewBindingsFile(bindings)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sample []string
+	dry, err := job.DryRun(context.Background(), path, func(f *nfcap.Flow, u string) bool {
+		sample = append(sample, u)
+		return len(sample) < 5
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.ReadFile(path)
+	if string(before) != string(after) {
+		t.Fatal("dry run modified the file")
+	}
+	if len(sample) != 5 || sample[0] != "chronyd" {
+		t.Errorf("sample %q", sample)
+	}
+	real, err := job.Run(context.Background(), path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dry.Flows != real.Flows || dry.Matched() != real.Matched() || dry.Unmatched != real.Unmatched || len(dry.TopUnmatched) == 0 {
+		t.Errorf("dry run %+v\nreal run %+v", dry, real)
+	}
+	if !dry.TopUnmatched[0].Local {
+		t.Errorf("top unmatched endpoint %+v not known as local", dry.TopUnmatched[0])
+	}
+}

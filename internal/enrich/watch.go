@@ -1,0 +1,290 @@
+package enrich
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/netdumper/netdumper/internal/nfdir"
+)
+
+// DoneLog remembers which files were enriched, so a watcher restarted later
+// does not enrich them twice. It is an append-only text file (one line per
+// file: path, size and modification time after the rewrite) in the state
+// directory; entries for files that no longer exist are dropped when it is
+// loaded.
+type DoneLog struct {
+	path string
+	mu   sync.Mutex
+	done map[string]doneEntry
+	f    *os.File
+}
+
+type doneEntry struct {
+	size  int64
+	mtime int64
+}
+
+// OpenDoneLog loads (or creates) the log at path.
+func OpenDoneLog(path string) (*DoneLog, error) {
+	l := &DoneLog{path: path, done: make(map[string]doneEntry)}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	if f, err := os.Open(path); err == nil {
+		sc := bufio.NewScanner(f)
+		line := 0
+		for sc.Scan() {
+			line++
+			parts := strings.Split(sc.Text(), "\t")
+			if len(parts) != 3 {
+				f.Close()
+				return nil, fmt.Errorf("%s:%d: malformed entry (want path, size, mtime)", path, line)
+			}
+			size, err1 := strconv.ParseInt(parts[1], 10, 64)
+			mt, err2 := strconv.ParseInt(parts[2], 10, 64)
+			if err1 != nil || err2 != nil {
+				f.Close()
+				return nil, fmt.Errorf("%s:%d: malformed size or mtime", path, line)
+			}
+			l.done[parts[0]] = doneEntry{size, mt}
+		}
+		f.Close()
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	} else if !os.IsNotExist(err) {
+		return nil, err
+	}
+	// Rewrite the log without files that are gone, then append to it.
+	for p := range l.done {
+		if _, err := os.Stat(p); err != nil {
+			delete(l.done, p)
+		}
+	}
+	tmp := path + ".tmp"
+	var b strings.Builder
+	for p, e := range l.done {
+		fmt.Fprintf(&b, "%s\t%d\t%d\n", p, e.size, e.mtime)
+	}
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	l.f = f
+	return l, nil
+}
+
+// Done reports whether path was enriched and has not changed since.
+func (l *DoneLog) Done(path string, fi fs.FileInfo) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, ok := l.done[path]
+	return ok && e.size == fi.Size() && e.mtime == fi.ModTime().UnixNano()
+}
+
+// Mark records path as enriched, as it is now on disk.
+func (l *DoneLog) Mark(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := doneEntry{fi.Size(), fi.ModTime().UnixNano()}
+	l.done[path] = e
+	if _, err := fmt.Fprintf(l.f, "%s\t%d\t%d\n", path, e.size, e.mtime); err != nil {
+		return err
+	}
+	return l.f.Sync()
+}
+
+// Close closes the log file.
+func (l *DoneLog) Close() error { return l.f.Close() }
+
+// WatchOptions configure Watch.
+type WatchOptions struct {
+	// Dir is the directory nfcapd rotates files into (searched recursively).
+	Dir string
+	// Delay is how long a rotated file waits before it is enriched, so
+	// that bindings from the end of its interval reach the sources.
+	Delay time.Duration
+	// Since limits the files found at start-up to those modified in the
+	// last Since (older ones predate the trackers' retention); 0: all.
+	Since time.Duration
+	// Poll is how often the directory is searched again even without
+	// file-system events (default 10 s).
+	Poll time.Duration
+	// MaxBackoff bounds the retry delay of a failing file (default 10 min).
+	MaxBackoff time.Duration
+	// Done remembers the files already enriched.
+	Done *DoneLog
+	// Report is called after each attempt.
+	Report func(Summary, error)
+	Logger *slog.Logger
+	// now is the clock (tests).
+	now func() time.Time
+}
+
+type pending struct {
+	due      time.Time
+	attempts int
+}
+
+// Watch enriches every rotated nfcapd file under opts.Dir once, until ctx
+// ends. A file is taken when it has not been modified for opts.Delay. A
+// failing file is retried with exponential backoff and reported each time;
+// the original is never half-written (the rewrite is atomic). On
+// cancellation the file in progress is abandoned cleanly and Watch returns
+// nil.
+func (j *Job) Watch(ctx context.Context, opts WatchOptions) error {
+	if opts.Poll <= 0 {
+		opts.Poll = 10 * time.Second
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 10 * time.Minute
+	}
+	if opts.now == nil {
+		opts.now = time.Now
+	}
+	log := opts.Logger
+	if log == nil {
+		log = j.log
+	}
+	if opts.Done == nil {
+		return errors.New("watch: no done log")
+	}
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watch %s: %w", opts.Dir, err)
+	}
+	defer fw.Close()
+	watched := map[string]bool{}
+	addDirs := func() {
+		filepath.WalkDir(opts.Dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() && !watched[p] {
+				if fw.Add(p) == nil {
+					watched[p] = true
+				}
+			}
+			return nil
+		})
+	}
+	addDirs()
+	start := opts.now()
+	queue := map[string]*pending{}
+	scan := func(first bool) {
+		nfdir.Walk(ctx, []string{opts.Dir}, func(f nfdir.File) error {
+			if _, ok := queue[f.Path]; ok {
+				return nil
+			}
+			fi, err := os.Stat(f.Path)
+			if err != nil || opts.Done.Done(f.Path, fi) {
+				return nil
+			}
+			if first && opts.Since > 0 && fi.ModTime().Before(start.Add(-opts.Since)) {
+				return nil
+			}
+			queue[f.Path] = &pending{due: fi.ModTime().Add(opts.Delay)}
+			return nil
+		})
+	}
+	scan(true)
+	poll := time.NewTicker(opts.Poll)
+	defer poll.Stop()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		// Run every file that is due, oldest first (lexical order is
+		// time order for nfcapd's names).
+		now := opts.now()
+		next := now.Add(opts.Poll)
+		for _, p := range sortedKeys(queue) {
+			if ctx.Err() != nil {
+				return nil
+			}
+			pe := queue[p]
+			fi, err := os.Stat(p)
+			if err != nil {
+				delete(queue, p)
+				continue
+			}
+			if due := fi.ModTime().Add(opts.Delay); due.After(pe.due) {
+				pe.due = due // still being written or touched
+			}
+			if pe.due.After(now) {
+				if pe.due.Before(next) {
+					next = pe.due
+				}
+				continue
+			}
+			sum, err := j.Run(ctx, p, nil)
+			if ctx.Err() != nil {
+				log.Info("watch stopped; file left as it was", "file", p)
+				return nil
+			}
+			if opts.Report != nil {
+				opts.Report(sum, err)
+			}
+			if err != nil {
+				pe.attempts++
+				backoff := min(opts.MaxBackoff, opts.Delay+time.Duration(1<<min(pe.attempts, 20))*time.Second)
+				pe.due = opts.now().Add(backoff)
+				log.Warn("enrich failed; will retry", "file", p, "attempt", pe.attempts, "retry_in", backoff, "err", err)
+				continue
+			}
+			if err := opts.Done.Mark(p); err != nil {
+				log.Warn("could not record the file as done", "file", p, "err", err)
+			}
+			delete(queue, p)
+		}
+		timer.Reset(max(time.Until(next), 10*time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-fw.Events:
+			if !ok {
+				return nil
+			}
+			if ev.Op&fsnotify.Create != 0 {
+				if fi, err := os.Stat(ev.Name); err == nil && fi.IsDir() {
+					addDirs()
+				}
+			}
+			scan(false)
+		case err := <-fw.Errors:
+			log.Warn("file-system events", "dir", opts.Dir, "err", err)
+		case <-poll.C:
+			addDirs()
+			scan(false)
+		case <-timer.C:
+		}
+	}
+}
+
+func sortedKeys(m map[string]*pending) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
