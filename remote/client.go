@@ -273,6 +273,23 @@ func (c *Client) HostHistory(ctx context.Context, from, to time.Time) ([]tracker
 	return hosts, nil
 }
 
+// Name is the tracker's URL (for messages; Client is a bindings source
+// of internal/enrich).
+func (c *Client) Name() string { return c.URL() }
+
+// Add adds to ib the history overlapping [from, to]: the tracker's
+// addresses and bindings, all or nothing.
+func (c *Client) Add(ctx context.Context, ib *tracker.IndexBuilder, from, to time.Time) error {
+	hosts, err := c.HostHistory(ctx, from, to)
+	if err != nil {
+		return err
+	}
+	for _, h := range hosts {
+		ib.AddHost(h)
+	}
+	return nil
+}
+
 // Export copies the history overlapping [from, to] to w as a bindings
 // file, exactly as the tracker wrote it, checking it on the way: a
 // malformed or truncated answer is an error.

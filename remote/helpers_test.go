@@ -138,7 +138,19 @@ func startServerAt(t *testing.T, addr string, opts ServerOptions) *testServer {
 	if err != nil {
 		t.Fatalf("NewServer: %v", err)
 	}
+	return serveServerAt(t, addr, srv)
+}
+
+// serveServer serves srv on a loopback port.
+func serveServer(t *testing.T, srv *Server) *testServer {
+	t.Helper()
+	return serveServerAt(t, "127.0.0.1:0", srv)
+}
+
+func serveServerAt(t *testing.T, addr string, srv *Server) *testServer {
+	t.Helper()
 	var ln net.Listener
+	var err error
 	for range 50 { // the port of a restarted server may linger briefly
 		ln, err = net.Listen("tcp", addr)
 		if err == nil {
@@ -152,7 +164,7 @@ func startServerAt(t *testing.T, addr string, opts ServerOptions) *testServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	ts := &testServer{Server: srv, addr: ln.Addr().String(), cancel: cancel, done: make(chan error, 1)}
 	scheme := "http"
-	if opts.TLS != nil {
+	if srv.opts.TLS != nil {
 		scheme = "https"
 	}
 	ts.URL = scheme + "://" + ts.addr

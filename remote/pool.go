@@ -272,6 +272,31 @@ func (p *Pool) Index(ctx context.Context, from, to time.Time, opts tracker.Index
 	return ib.Build(opts), err
 }
 
+// Name names the pool's trackers (for messages; Pool is a bindings
+// source of internal/enrich).
+func (p *Pool) Name() string {
+	urls := make([]string, len(p.clients))
+	for i, c := range p.clients {
+		urls[i] = c.URL()
+	}
+	return strings.Join(urls, ", ")
+}
+
+// Add adds to ib the history overlapping [from, to] of every tracker
+// that answers, each host with its own addresses (see History). A
+// *PoolError names those that did not; what the others gave is added
+// all the same.
+func (p *Pool) Add(ctx context.Context, ib *tracker.IndexBuilder, from, to time.Time) error {
+	hosts, err := p.History(ctx, from, to)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	for _, h := range hosts {
+		ib.AddHost(h)
+	}
+	return err
+}
+
 // Mirrors returns a Mirror per tracker (run each, or RunMirrors).
 func (p *Pool) Mirrors(opts MirrorOptions) []*Mirror {
 	ms := make([]*Mirror, len(p.clients))
