@@ -181,7 +181,7 @@ func TestTokenTimingNoLeak(t *testing.T) {
 		t.Skip("timing test")
 	}
 	const token = "0123456789abcdef0123456789abcdef"
-	early := "X" + token[1:]             // wrong in the first byte
+	early := "X" + token[1:]           // wrong in the first byte
 	late := token[:len(token)-1] + "X" // wrong in the last byte
 
 	tt := webTracker(t, tracker.Options{})
