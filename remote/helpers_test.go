@@ -2,14 +2,12 @@ package remote
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -247,12 +245,6 @@ func describe(bs []tracker.Binding) []string {
 	slices.Sort(out)
 	return out
 }
-
-func contains(err error, sub string) bool {
-	return err != nil && strings.Contains(err.Error(), sub)
-}
-
-var errStop = errors.New("stop")
 
 // fakeAddrListener reports another address than it listens on.
 type fakeAddrListener struct {
