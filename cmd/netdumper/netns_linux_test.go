@@ -74,8 +74,8 @@ func TestTwoTrackersInNamespaces(t *testing.T) {
 			ip("-n", end[1], "link", "set", end[0], "up")
 		}
 	}
-	link(fmt.Sprintf("ndr%da", id), "", fmt.Sprintf("nda%dr", id), nsA, 1) // root 10.x.1.1, A 10.x.1.2
-	link(fmt.Sprintf("ndr%db", id), "", fmt.Sprintf("ndb%dr", id), nsB, 2) // root 10.x.2.1, B 10.x.2.2
+	link(fmt.Sprintf("ndr%da", id), "", fmt.Sprintf("nda%dr", id), nsA, 1)  // root 10.x.1.1, A 10.x.1.2
+	link(fmt.Sprintf("ndr%db", id), "", fmt.Sprintf("ndb%dr", id), nsB, 2)  // root 10.x.2.1, B 10.x.2.2
 	link(fmt.Sprintf("nda%db", id), nsA, fmt.Sprintf("ndb%da", id), nsB, 3) // A 10.x.3.1, B 10.x.3.2
 
 	logDir := t.TempDir()
@@ -203,4 +203,3 @@ func describeMatch(m tracker.Match) string {
 	}
 	return fmt.Sprintf("%s %s on %s", m.Kind, name, m.Binding.Host)
 }
-
