@@ -1,27 +1,19 @@
 package main
 
 import (
-	"errors"
 	"log/slog"
 
 	"github.com/netdumper/netdumper/tracker"
 )
 
-// errNoSystemScanner is returned until the system scanner (netlink and
-// procfs, tracker.NewSystemScanner) is part of the build.
-var errNoSystemScanner = errors.New("this build has no system socket scanner yet")
-
-// newSystemScanner returns the scanner of this host's sockets and a
-// function that releases it. When the system scanner lands this becomes:
-//
-//	s, err := tracker.NewSystemScanner(tracker.ScanOptions{Logger: log})
-//	if err != nil {
-//		return nil, nil, err
-//	}
-//	return s, s.Close, nil
-//
-// (a --source auto|ebpf|poll flag will choose among sources here).
+// newSystemScanner returns the scanner of this host's sockets (netlink
+// sock_diag, /proc/net as the fallback, and /proc for the owners) and a
+// function that releases it. A --source auto|ebpf|poll flag will choose
+// among socket sources here.
 func newSystemScanner(log *slog.Logger) (tracker.Scanner, func() error, error) {
-	_ = log
-	return nil, nil, errNoSystemScanner
+	s, err := tracker.NewSystemScanner(tracker.ScanOptions{Logger: log, ProcEvents: true})
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, s.Close, nil
 }
