@@ -253,24 +253,16 @@ func (c *Client) History(ctx context.Context, from, to time.Time, fn func(host s
 // HostHistory collects the history overlapping [from, to] of each host
 // the tracker reports (one, normally).
 func (c *Client) HostHistory(ctx context.Context, from, to time.Time) ([]tracker.HostHistory, error) {
-	var hosts []tracker.HostHistory
-	err := c.History(ctx, from, to, func(host string, a *tracker.AddrInterval, b *tracker.Binding) error {
-		if len(hosts) == 0 || hosts[len(hosts)-1].Host != host {
-			hosts = append(hosts, tracker.HostHistory{Host: host})
-		}
-		h := &hosts[len(hosts)-1]
-		if a != nil {
-			h.Addrs = append(h.Addrs, *a)
-		}
-		if b != nil {
-			h.Bindings = append(h.Bindings, *b)
-		}
-		return nil
-	})
+	_, body, err := c.get(ctx, "/v1/history", historyQuery(from, to), c.opts.Timeout)
 	if err != nil {
 		return nil, err
 	}
-	return hosts, nil
+	defer body.Close()
+	f, err := tracker.ReadFile(body, c.URL()+"/v1/history")
+	if err != nil {
+		return nil, err
+	}
+	return f.Hosts, nil
 }
 
 // Name is the tracker's URL (for messages; Client is a bindings source
