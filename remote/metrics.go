@@ -66,6 +66,8 @@ type trackerCollector struct {
 	scanDuration, lastScan                       *prometheus.Desc
 	bindings, addrs, pending, unsaved            *prometheus.Desc
 	events, seq, subscribers, droppedSubscribers *prometheus.Desc
+	// Event source (tracker.Stats.EventSource), when the tracker has one.
+	srcEvents, srcDrops, srcUnowned, srcLost, srcOpen, srcClosedUnseen, srcApplied, srcIgnored *prometheus.Desc
 }
 
 func newTrackerCollector(src Source) *trackerCollector {
@@ -82,18 +84,27 @@ func newTrackerCollector(src Source) *trackerCollector {
 		bindings:           d("netdumper_bindings", "Bindings (sockets with their owners) in the current view."),
 		addrs:              d("netdumper_addresses", "Addresses the host owns now."),
 		pending:            d("netdumper_pending_connections", "Connections attributed by their listener, not persisted on their own."),
-		unsaved:            d("netdumper_unsaved_changes", "History changes waiting for a commit that failed."),
+		unsaved:            d("netdumper_unsaved_changes", "History changes not committed yet (events since the last scan, or waiting for a commit that failed)."),
 		events:             d("netdumper_events_total", "Bind, unbind and owner-changed events."),
 		seq:                d("netdumper_event_seq", "Sequence number of the last event."),
 		subscribers:        d("netdumper_subscribers", "Live event subscriptions of the tracker."),
 		droppedSubscribers: d("netdumper_subscribers_dropped_total", "Subscriptions the tracker dropped because their queue overflowed."),
+		srcEvents:          d("netdumper_source_events_total", "Socket events the event source (eBPF) delivered.", "source"),
+		srcDrops:           d("netdumper_source_drops_total", "Socket events lost: ringbuf (the kernel's ring buffer was full), kernel (in-kernel failures), queue (the tracker fell behind).", "source", "where"),
+		srcUnowned:         d("netdumper_source_unowned_total", "Socket events without an owner (sockets older than the source).", "source"),
+		srcLost:            d("netdumper_source_lost_total", "Event records the source could not decode.", "source"),
+		srcOpen:            d("netdumper_source_sockets", "Sockets learned from events and not closed yet.", "source"),
+		srcClosedUnseen:    d("netdumper_source_evictions_total", "Sockets learned from events closed without their close event: missed-close (no scan saw them any more), bound (the tracker's limit).", "source", "reason"),
+		srcApplied:         d("netdumper_source_applied_total", "Socket events recorded in the history.", "source"),
+		srcIgnored:         d("netdumper_source_ignored_total", "Socket events with nothing to record (no owner, a repeat, attributed by a listener).", "source"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *trackerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.scans, c.scanErrors, c.commitErrors, c.scanDuration, c.lastScan,
-		c.bindings, c.addrs, c.pending, c.unsaved, c.events, c.seq, c.subscribers, c.droppedSubscribers} {
+		c.bindings, c.addrs, c.pending, c.unsaved, c.events, c.seq, c.subscribers, c.droppedSubscribers,
+		c.srcEvents, c.srcDrops, c.srcUnowned, c.srcLost, c.srcOpen, c.srcClosedUnseen, c.srcApplied, c.srcIgnored} {
 		ch <- d
 	}
 }
@@ -101,8 +112,8 @@ func (c *trackerCollector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (c *trackerCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.src.Stats()
-	counter := func(d *prometheus.Desc, v uint64) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
@@ -124,4 +135,17 @@ func (c *trackerCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.seq, float64(s.Seq))
 	gauge(c.subscribers, float64(s.Subscribers))
 	counter(c.droppedSubscribers, s.DroppedSubscribers)
+	if e := s.EventSource; e.Name != "" {
+		counter(c.srcEvents, e.Delivered, e.Name)
+		counter(c.srcDrops, e.RingbufDrops, e.Name, "ringbuf")
+		counter(c.srcDrops, e.KernelDrops, e.Name, "kernel")
+		counter(c.srcDrops, e.QueueDrops, e.Name, "queue")
+		counter(c.srcUnowned, e.Unowned, e.Name)
+		counter(c.srcLost, e.Lost, e.Name)
+		gauge(c.srcOpen, float64(e.Open), e.Name)
+		counter(c.srcClosedUnseen, e.MissedCloses, e.Name, "missed-close")
+		counter(c.srcClosedUnseen, e.Evictions, e.Name, "bound")
+		counter(c.srcApplied, e.Applied, e.Name)
+		counter(c.srcIgnored, e.Ignored, e.Name)
+	}
 }

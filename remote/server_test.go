@@ -298,6 +298,65 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+// withEventSource is a Source whose tracker has an event source.
+type withEventSource struct {
+	Source
+	es tracker.EventSourceStats
+}
+
+func (w withEventSource) Stats() tracker.Stats {
+	s := w.Source.Stats()
+	s.EventSource = w.es
+	return s
+}
+
+// TestMetricsEventSource: the event source's counters are exported when
+// the tracker has one, and absent when it only polls.
+func TestMetricsEventSource(t *testing.T) {
+	tt := webTracker(t, tracker.Options{})
+	es := tracker.EventSourceStats{Name: "ebpf", Delivered: 11, RingbufDrops: 2, KernelDrops: 3, QueueDrops: 4,
+		Unowned: 5, Lost: 6, Open: 7, MissedCloses: 8, Evictions: 9, Applied: 10, Ignored: 12}
+	for _, tc := range []struct {
+		name string
+		src  Source
+		want []string
+		not  []string
+	}{
+		{"ebpf", withEventSource{tt, es}, []string{
+			`netdumper_source_events_total{source="ebpf"} 11`,
+			`netdumper_source_drops_total{source="ebpf",where="ringbuf"} 2`,
+			`netdumper_source_drops_total{source="ebpf",where="kernel"} 3`,
+			`netdumper_source_drops_total{source="ebpf",where="queue"} 4`,
+			`netdumper_source_unowned_total{source="ebpf"} 5`,
+			`netdumper_source_lost_total{source="ebpf"} 6`,
+			`netdumper_source_sockets{source="ebpf"} 7`,
+			`netdumper_source_evictions_total{reason="missed-close",source="ebpf"} 8`,
+			`netdumper_source_evictions_total{reason="bound",source="ebpf"} 9`,
+			`netdumper_source_applied_total{source="ebpf"} 10`,
+			`netdumper_source_ignored_total{source="ebpf"} 12`,
+		}, nil},
+		{"poll", tt, nil, []string{"netdumper_source_"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := startServer(t, ServerOptions{Source: tc.src})
+			code, body := rawGet(t, http.DefaultClient, ts.URL+"/metrics", "")
+			if code != http.StatusOK {
+				t.Fatalf("/metrics: %d", code)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(body, want) {
+					t.Errorf("/metrics lacks %q", want)
+				}
+			}
+			for _, not := range tc.not {
+				if strings.Contains(body, not) {
+					t.Errorf("/metrics has %q", not)
+				}
+			}
+		})
+	}
+}
+
 func TestListenPolicy(t *testing.T) {
 	tests := []struct {
 		addr          string

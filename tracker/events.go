@@ -126,6 +126,14 @@ type OwnerResolver interface {
 	ResolveOwner(o *EventOwner) (p *Process, fromEvent bool)
 }
 
+// NetNSScope is implemented by scanners that list the sockets of some
+// network namespaces only (the SystemScanner: its own, or all with
+// AllNetNS). A Tracker ignores the events of sockets in namespaces its
+// Scanner does not cover, so that its history holds one view of the host.
+type NetNSScope interface {
+	CoversNetNS(netns uint64) bool
+}
+
 // EventSourceStats are the counters of the tracker's event source: the
 // source's own (Name to Missed, from EventSource.Stats) and the
 // tracker's handling of its events.
@@ -156,7 +164,8 @@ type EventSourceStats struct {
 	// Applied: events that went into the history.
 	Applied uint64
 	// Ignored: events that said nothing to record (no owner, a TCP bind,
-	// a conversation its socket's binding already attributes, a repeat).
+	// a conversation its socket's binding already attributes, a repeat,
+	// a network namespace the scanner does not cover).
 	Ignored uint64
 	// Open: sockets learned from events and not closed yet.
 	Open int

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/netdumper/netdumper/tracker/ebpf"
 )
 
 // fakeEvents is an EventSource whose events the test hands to the
@@ -360,5 +362,53 @@ func TestEventsIntoHistory(t *testing.T) {
 				t.Errorf("stats %+v: want applied %d, missed closes %d, evictions %d", st, tc.applied, tc.missed, tc.evicted)
 			}
 		})
+	}
+}
+
+// scopedScanner covers network namespace 1 only.
+type scopedScanner struct{ resolvingScanner }
+
+func (*scopedScanner) CoversNetNS(ns uint64) bool { return ns == 1 }
+
+// TestEventsOutsideTheScannersNamespaces: events of sockets in a network
+// namespace the scanner does not list are not recorded.
+func TestEventsOutsideTheScannersNamespaces(t *testing.T) {
+	sc := &scopedScanner{}
+	tr, err := New(Options{Scanner: sc, StateDir: t.TempDir(), Host: "web1", Events: fakeEvents{}, Clock: func() time.Time { return at(2) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	curl := proc(2000, 0, "curl")
+	inside := sockEv(SockConnect, 1, ProtoTCP, "127.0.0.1:40000", "127.0.0.1:80", 1, curl)
+	outside := sockEv(SockConnect, 1, ProtoTCP, "10.0.0.2:40000", "10.0.0.1:80", 2, curl)
+	outside.NetNS = 2
+	tr.receive(inside)
+	tr.receive(outside)
+	sc.set(at(2), addrs("127.0.0.1"))
+	if err := tr.ScanOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"tcp 127.0.0.1:40000->127.0.0.1:80 curl/2000 [1,open)"}
+	if diff := cmp.Diff(want, historyOf(t, tr)); diff != "" {
+		t.Errorf("history (-want +got):\n%s", diff)
+	}
+	if st := tr.Stats().EventSource; st.Applied != 1 || st.Ignored != 1 {
+		t.Errorf("stats %+v: want 1 applied, 1 ignored", st)
+	}
+}
+
+// TestSockEventKinds: the eBPF source's kinds convert by number.
+func TestSockEventKinds(t *testing.T) {
+	for _, k := range []struct {
+		ours SockEventKind
+		ebpf ebpf.Kind
+	}{
+		{SockBind, ebpf.KindBind}, {SockListen, ebpf.KindListen}, {SockConnect, ebpf.KindConnect},
+		{SockAccept, ebpf.KindAccept}, {SockDatagram, ebpf.KindDatagram}, {SockClose, ebpf.KindClose},
+	} {
+		if uint8(k.ours) != uint8(k.ebpf) || k.ours.String() != k.ebpf.String() {
+			t.Errorf("%s (%d) vs ebpf %s (%d)", k.ours, k.ours, k.ebpf, k.ebpf)
+		}
 	}
 }

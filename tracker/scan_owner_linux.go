@@ -95,4 +95,13 @@ func (s *SystemScanner) ResolveOwner(o *EventOwner) (*Process, bool) {
 	return p, true
 }
 
-var _ OwnerResolver = (*SystemScanner)(nil)
+// CoversNetNS implements NetNSScope: the scanner lists the sockets of its
+// own network namespace, and of every one with AllNetNS.
+func (s *SystemScanner) CoversNetNS(netns uint64) bool {
+	return s.opts.AllNetNS || netns == s.hostNS
+}
+
+var (
+	_ OwnerResolver = (*SystemScanner)(nil)
+	_ NetNSScope    = (*SystemScanner)(nil)
+)

@@ -139,6 +139,8 @@ type Tracker struct {
 
 	evq      *eventQueue   // nil without Options.Events
 	resolver OwnerResolver // the Scanner's, when it is one
+	scope    NetNSScope    // the Scanner's, when it is one
+	outside  atomic.Uint64 // events of namespaces the scanner does not cover
 
 	statsMu sync.Mutex
 	stats   Stats
@@ -192,6 +194,7 @@ func New(opts Options) (*Tracker, error) {
 	if opts.Events != nil {
 		t.evq = newEventQueue(opts.EventQueueSize)
 		t.resolver, _ = opts.Scanner.(OwnerResolver)
+		t.scope, _ = opts.Scanner.(NetNSScope)
 	}
 	dir := opts.StateDir
 	if dir == "" {
@@ -490,6 +493,10 @@ func (t *Tracker) takeEvents() []evRecord {
 // once, while the process may still be there to read, and queues the
 // event for the tracker's goroutine.
 func (t *Tracker) receive(ev SockEvent) {
+	if t.scope != nil && !t.scope.CoversNetNS(ev.NetNS) {
+		t.outside.Add(1)
+		return
+	}
 	rec := evRecord{SockEvent: ev, received: t.opts.Clock()}
 	if o := ev.Owner; o != nil && ev.Kind != SockClose {
 		if t.resolver != nil {
@@ -599,7 +606,7 @@ func (t *Tracker) Stats() Stats {
 		src := t.opts.Events.Stats()
 		src.Name = t.opts.Events.Name()
 		src.QueueDrops = t.evq.drops()
-		src.Applied, src.Ignored, src.Open = s.EventSource.Applied, s.EventSource.Ignored, s.EventSource.Open
+		src.Applied, src.Ignored, src.Open = s.EventSource.Applied, s.EventSource.Ignored+t.outside.Load(), s.EventSource.Open
 		src.MissedCloses, src.Evictions = s.EventSource.MissedCloses, s.EventSource.Evictions
 		s.EventSource = src
 	}

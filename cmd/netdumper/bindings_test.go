@@ -160,4 +160,8 @@ func TestServeRefusesInsecureListen(t *testing.T) {
 	if r.code != 2 {
 		t.Errorf("--log-format xml: exit %d, stderr %s", r.code, r.stderr)
 	}
+	r = runNetdumper(t, "UTC", "serve", "--state", t.TempDir(), "--source", "kprobe")
+	if r.code != 2 || !strings.Contains(r.stderr, "auto, ebpf or poll") {
+		t.Errorf("--source kprobe: exit %d, stderr %s", r.code, r.stderr)
+	}
 }

@@ -8,8 +8,8 @@ import (
 
 // newSystemScanner returns the scanner of this host's sockets (netlink
 // sock_diag, /proc/net as the fallback, and /proc for the owners) and a
-// function that releases it. A --source auto|ebpf|poll flag will choose
-// among socket sources here.
+// function that releases it. (serve adds the eBPF event source,
+// tracker.OpenEventSource, beside it.)
 func newSystemScanner(log *slog.Logger) (tracker.Scanner, func() error, error) {
 	s, err := tracker.NewSystemScanner(tracker.ScanOptions{Logger: log, ProcEvents: true})
 	if err != nil {

@@ -19,6 +19,7 @@ type serveOptions struct {
 	state       string
 	interval    time.Duration
 	retention   time.Duration
+	source      string
 	host        string
 	listen      string
 	tokenFile   string
@@ -51,6 +52,13 @@ non-loopback address without a token unless --insecure-no-auth is given.
 With --tls-cert/--tls-key it speaks HTTPS; --tls-client-ca also requires
 client certificates signed by that CA.
 
+Besides scanning the socket tables every --interval, serve follows socket
+events as they happen with eBPF (--source auto, the default, where the
+kernel allows it: Linux with BTF, run as root), so that connections shorter
+than a scan are attributed too, from their exact start to their end. Where
+eBPF cannot load, auto says why once and polls; --source ebpf fails
+instead, --source poll does not try.
+
 While it runs, serve holds the state directory's lock and records how to
 reach it in serve.json there, so that enrich and "bindings export" on this
 host ask it instead. SIGINT or SIGTERM stop it cleanly.`,
@@ -66,6 +74,7 @@ host ask it instead. SIGINT or SIGTERM stop it cleanly.`,
 	f.StringVar(&o.state, "state", defaultStateDir(e), "state `DIR` for the history")
 	f.DurationVar(&o.interval, "interval", tracker.DefaultInterval, "time between scans (at least 100ms)")
 	f.DurationVar(&o.retention, "retention", tracker.DefaultRetention, "how long history is kept")
+	f.StringVar(&o.source, "source", tracker.EventsAuto, "socket events besides polling: auto (eBPF where the host can run it, else polling only, said once), ebpf (fail without it) or poll")
 	f.StringVar(&o.host, "host", "", "host name bindings carry (default: the system's)")
 	f.StringVar(&o.listen, "listen", remote.DefaultListen, "API `ADDRESS` (host:port)")
 	f.StringVar(&o.tokenFile, "token-file", "", "bearer token `FILE` clients must present (default: $"+tokenEnv+")")
@@ -103,12 +112,24 @@ func runServe(ctx context.Context, e env, o *serveOptions) error {
 			return err
 		}
 	}
+	switch o.source {
+	case tracker.EventsAuto, tracker.EventsEBPF, tracker.EventsPoll:
+	default:
+		return usagef("--source %q: want auto, ebpf or poll", o.source)
+	}
 	scanner, closeScanner, err := newSystemScanner(log)
 	if err != nil {
 		return err
 	}
 	defer closeScanner()
-	tr, err := tracker.New(tracker.Options{Scanner: scanner, Interval: o.interval, Retention: o.retention,
+	events, err := tracker.OpenEventSource(tracker.EventSourceOptions{Mode: o.source, Logger: log})
+	if err != nil {
+		return err
+	}
+	if events != nil {
+		defer events.Close()
+	}
+	tr, err := tracker.New(tracker.Options{Scanner: scanner, Events: events, Interval: o.interval, Retention: o.retention,
 		StateDir: o.state, Host: o.host, Logger: log})
 	if err != nil {
 		return err
