@@ -35,7 +35,9 @@
 // # History
 //
 // Intervals run from the first scan that saw a binding to the first scan
-// that did not ([From, Until), scan times): a flow's time is matched with a
+// that did not ([From, Until), scan times; with an event source, from the
+// socket's start to its close, see Event sources): a flow's time is
+// matched with a
 // tolerance (DefaultTolerance) that covers the scan interval and clock
 // skew. History holds what attribution needs, compactly: intervals with an
 // owner, except connections of a process on a port where the same process
@@ -44,6 +46,79 @@
 // go or change hands while such a connection lives, the connection is
 // written from its start. A TIME-WAIT socket adds nothing: it is part of
 // its connection's interval, or belongs to the listener.
+//
+// # Event sources
+//
+// Scans miss sockets that live shorter than the interval and see the
+// others up to an interval late. Options.Events adds an EventSource that
+// reports sockets as they start and end: the eBPF source of package
+// tracker/ebpf, opened by OpenEventSource. Its mode (serve --source) is
+// EventsAuto (eBPF where the host can run it; elsewhere, no BTF, no
+// privilege, an old kernel, it logs why, once, and the tracker polls),
+// EventsEBPF (fail without it) or EventsPoll.
+//
+// The eBPF programs attach to cgroup socket hooks and a BTF tracepoint,
+// which load on stock kernels with BTF and here, where kprobes and
+// fentry cannot. The process is read from the current task only in hooks
+// that run in the system call of the process acting on the socket:
+// cgroup/sock_create (socket), post_bind4|6 (bind), connect4|6
+// (connect), sendmsg4|6 (sendto on an unconnected UDP socket), and the
+// inet_sock_set_state transitions CLOSE->SYN_SENT (connect) and
+// CLOSE->LISTEN (listen). It is kept in socket-local storage that the
+// kernel clones into each connection a listener accepts. The hooks that
+// can run in softirq, where the current task is whatever the CPU was
+// running (the handshake's completion, SYN_RECV->ESTABLISHED, the UDP
+// egress hook, the TCP close), take the owner from that storage and
+// never from the current task: on loopback the client is current when
+// the server's handshake completes, and would otherwise be named as the
+// server. A socket no process-context hook saw (older than the source)
+// has no owner.
+//
+// Events become bindings as follows: a UDP bind is an unconn binding, a
+// listen a listen binding, a connect or accept the connection from the
+// event's time (a connect's is its SYN's); a UDP datagram is the
+// conversation with its peer (a connected binding) unless the socket's own
+// unconn binding, of the same process, attributes it already; a failed
+// connect is an interval from its SYN to when the tracker learned of the
+// failure; a close ends the bindings of the socket (the kernel's socket
+// cookie ties them). TCP binds, and events without an owner, record
+// nothing; a close without a known cookie ends a scanned TCP connection
+// with its 5-tuple.
+//
+// Owners are resolved as soon as the event arrives, while the process may
+// still be there, through the Scanner (an OwnerResolver): the scanner's
+// Process when pid, start time and comm match (start times have /proc's
+// 10 ms resolution), else /proc/<pid>, else, for a process already gone,
+// one built from the event: its comm (15 bytes at most) as the name, its
+// uid and user, no exe or command line. An accepted connection belongs to
+// whoever the scans see holding its listener (the event names the process
+// that called listen: socket activation, pre-forked workers).
+//
+// Sockets the scans have not seen are kept out of the live view and
+// events (Current, Subscribe), which stay what the scans see; they go to
+// the history only. When a scan sees one, it adopts the event's binding:
+// one interval, from the event's time, with the inode and, if the event
+// knew only the comm, the scan's details; if another process holds the
+// socket by then, the event's interval ends at that scan. An event about
+// a socket a scan saw first moves its start back to the event's time, and
+// its close ends the interval when it happened.
+//
+// Events come up to the source's poll interval late (50 ms). They are
+// applied in batches as they come and, at each scan, those up to the
+// snapshot's time before it and later ones after it, so that a close just
+// after the snapshot does not make the socket it still lists a new one.
+// No interval ends before it starts. A socket that a scan finds gone
+// before its close event arrived ends at that scan. A socket learned from
+// events that a scan of its network namespace no longer shows, and whose
+// close does not come within two seconds (lost: the ring buffer was
+// full), ends at that scan (EventSourceStats.MissedCloses). At most
+// Options.MaxEventSockets sockets are followed until their close, the
+// oldest forgotten beyond that (Evictions); the queue from the source is
+// bounded too (EventQueueSize, QueueDrops). Events of network namespaces
+// the Scanner does not cover (NetNSScope) are ignored. The store changes
+// of events are committed with the next scan, so a crash still loses at
+// most an interval; a socket that opened and closed between two commits
+// is written as one closed interval. Stats.EventSource has the counters.
 //
 // # Store
 //

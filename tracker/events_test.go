@@ -226,6 +226,31 @@ func TestEventsIntoHistory(t *testing.T) {
 		want:    []string{"udp 127.0.0.1:5000->127.0.0.1:53 dig/3000 [1,open)"},
 		applied: 1,
 	}, {
+		name:  "a connected UDP socket a scan saw before its first datagram",
+		known: []*Process{dig},
+		steps: []evStep{
+			{at: 1, scan: true, socks: []Observed{{Socket: Socket{Proto: ProtoUDP, Local: ap("127.0.0.1:5000"),
+				Remote: ap("127.0.0.1:53"), State: StateEstablished, Inode: 70, NetNS: 1}, Owner: dig}}},
+			{at: 3.5, events: []SockEvent{func() SockEvent { e := connUDP; e.Time = at(3.25); return e }()}},
+			{at: 4, scan: true, socks: []Observed{{Socket: Socket{Proto: ProtoUDP, Local: ap("127.0.0.1:5000"),
+				Remote: ap("127.0.0.1:53"), State: StateEstablished, Inode: 70, NetNS: 1}, Owner: dig}}},
+		},
+		want:    []string{"udp 127.0.0.1:5000->127.0.0.1:53 dig/3000 [1,open)"},
+		applied: 1,
+	}, {
+		name:  "a connection accepted by a worker of a listener only events saw",
+		known: []*Process{systemd, web},
+		steps: []evStep{
+			{at: 0, scan: true},
+			{at: 1.1, events: []SockEvent{sockEv(SockListen, 0.5, ProtoTCP, srv, "", 5, systemd), accepted}},
+			{at: 2, scan: true, socks: []Observed{listen(srv, 10, systemd), conn(srv, cli, 11, web)}},
+		},
+		want: []string{
+			"tcp 127.0.0.1:80 systemd/1 [0.5,open)",
+			"tcp 127.0.0.1:80->127.0.0.1:40000 nginx/900 [1,open)",
+		},
+		applied: 2,
+	}, {
 		name:  "a datagram its socket's own binding attributes",
 		known: []*Process{dig},
 		steps: []evStep{

@@ -184,8 +184,10 @@ func (h *history) evConn(rec *evRecord, sock *Socket, owner *Process, thin, viaA
 		case x.ev != nil && x.ev.cookie == rec.Cookie:
 			h.evs.ignored++ // a repeat (a conversation reported again)
 			return
-		case !x.unseen && x.ev == nil && !x.b.From.Before(rec.Time.Add(-sameSocketSlack)):
-			// A scan saw this very socket first.
+		case !x.unseen && x.ev == nil && (!x.b.From.Before(rec.Time.Add(-sameSocketSlack)) || x.b.Owner.Same(owner)):
+			// A scan saw this very socket first (or, of the same process,
+			// one the same 5-tuple names for attribution: a connected UDP
+			// socket sends its first datagram long after connect).
 			h.link(x, rec, sock, conv, r)
 			h.merge(x, rec.Time, owner, thin, r)
 			h.evs.applied++
