@@ -167,7 +167,8 @@ func build(t *testing.T, root, pkg, out string) {
 // client connections the client's; the rates of the shorter classes are
 // reported (and asserted when NETDUMPER_E2E_MIN_RATE is set, for sources
 // that see short-lived sockets). NETDUMPER_E2E_SOURCE passes --source to
-// serve; NETDUMPER_E2E_REPORT names a file that receives the table.
+// serve; NETDUMPER_E2E_REPORT names a file that receives the table;
+// NETDUMPER_E2E_SCALE multiplies the connections of every class.
 func TestEndToEnd(t *testing.T) {
 	need(t, "softflowd", "softflowctl", "nfcapd", "nfdump", "go")
 	if testing.Short() {
@@ -230,8 +231,12 @@ func TestEndToEnd(t *testing.T) {
 	time.Sleep(2 * time.Second)
 
 	// 4. The client's traffic.
-	cli := start(t, "nd-e2e-cli", []string{filepath.Join(bin, "nd-e2e-cli"), "cli",
-		"-tcp4", webAddrs["tcp4"], "-tcp6", webAddrs["tcp6"], "-udp4", udpAddrs["udp4"], "-udp6", udpAddrs["udp6"]})
+	cliArgs := []string{filepath.Join(bin, "nd-e2e-cli"), "cli",
+		"-tcp4", webAddrs["tcp4"], "-tcp6", webAddrs["tcp6"], "-udp4", udpAddrs["udp4"], "-udp6", udpAddrs["udp6"]}
+	if n := os.Getenv("NETDUMPER_E2E_SCALE"); n != "" {
+		cliArgs = append(cliArgs, "-scale", n) // more connections per class, for tighter rates
+	}
+	cli := start(t, "nd-e2e-cli", cliArgs)
 	var conns []conn
 	for {
 		var c conn
