@@ -427,3 +427,54 @@ func (f *Flow) decodeElement(id uint16, d []byte) {
 		f.Unknown = append(f.Unknown, RawElement{ID: id, Data: d})
 	}
 }
+
+// decodeFlowKey is DecodeFlow for the rewrite: it checks the record the
+// same way but decodes only the record header, EXgenericFlow, the
+// addresses and the username (Elements and NumElements are complete).
+// Other fields are zero.
+func decodeFlowKey(rec []byte, f *Flow) error {
+	le := binary.LittleEndian
+	if len(rec) < V3HeaderSize {
+		return errf(ErrCorrupt, "flow record of %d bytes is shorter than its 12-byte header", len(rec))
+	}
+	if size := int(le.Uint16(rec[2:])); size != len(rec) {
+		return errf(ErrCorrupt, "flow record size field %d does not match its %d bytes", size, len(rec))
+	}
+	*f = Flow{
+		Raw:         rec,
+		NumElements: le.Uint16(rec[4:]),
+		EngineType:  rec[6],
+		EngineID:    rec[7],
+		ExporterID:  le.Uint16(rec[8:]),
+		Flags:       rec[10],
+		NfVersion:   rec[11],
+		Unknown:     f.Unknown[:0],
+	}
+	p := V3HeaderSize
+	for i := 0; i < int(f.NumElements); i++ {
+		if len(rec)-p < ElementHeaderSize {
+			return errf(ErrCorrupt, "element %d of %d at record offset %d: header runs past the record end (size %d)", i+1, f.NumElements, p, len(rec))
+		}
+		id := le.Uint16(rec[p:])
+		l := int(le.Uint16(rec[p+2:]))
+		if l < ElementHeaderSize || l > len(rec)-p {
+			return errf(ErrCorrupt, "element %d of %d (id %d) at record offset %d: length %d runs past the record end (size %d)", i+1, f.NumElements, id, p, l, len(rec))
+		}
+		if l < minElementSize(id) {
+			return errf(ErrCorrupt, "element %d of %d (id %d) at record offset %d: length %d is below the %d bytes of its fields", i+1, f.NumElements, id, p, l, minElementSize(id))
+		}
+		switch id {
+		case ElemGenericFlow, ElemIPv4Flow, ElemIPv6Flow, ElemNSELUser:
+			f.decodeElement(id, rec[p+ElementHeaderSize:p+l])
+		default:
+			if id < 64 {
+				f.Elements |= 1 << id
+			}
+		}
+		p += l
+	}
+	if p != len(rec) {
+		return errf(ErrCorrupt, "%d elements end at record offset %d, but the record is %d bytes", f.NumElements, p, len(rec))
+	}
+	return nil
+}

@@ -67,3 +67,40 @@ func FuzzDecodeFlow(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeFlowKey checks that the rewrite's partial decoder accepts and
+// rejects exactly what DecodeFlow does, and agrees on what it decodes.
+func FuzzDecodeFlowKey(f *testing.F) {
+	data := loadFixture(f, "v9-alluser.bz2.nf")
+	r, err := nfcap.NewReader(bytesReaderAt(data), int64(len(data)), nfcap.ReaderOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	n := 0
+	for r.Next() && n < 4 {
+		if rec := r.Record(); rec.Type == nfcap.RecordTypeV3 {
+			f.Add(append([]byte(nil), rec.Data...))
+			n++
+		}
+	}
+	r.Close()
+	f.Fuzz(func(t *testing.T, rec []byte) {
+		if len(rec) >= 2 {
+			rec[0], rec[1] = nfcap.RecordTypeV3, 0
+		}
+		var full, key nfcap.Flow
+		errFull := nfcap.DecodeFlow(rec, &full)
+		errKey := nfcap.DecodeFlowKeyForTest(rec, &key)
+		if (errFull == nil) != (errKey == nil) {
+			t.Fatalf("DecodeFlow: %v, decodeFlowKey: %v", errFull, errKey)
+		}
+		if errFull != nil {
+			return
+		}
+		if full.SrcAddr != key.SrcAddr || full.DstAddr != key.DstAddr || full.SrcPort != key.SrcPort ||
+			full.DstPort != key.DstPort || full.Proto != key.Proto || full.MsecFirst != key.MsecFirst ||
+			full.MsecLast != key.MsecLast || full.Username != key.Username || full.Elements != key.Elements {
+			t.Fatalf("partial decode differs:\n full %+v\n key  %+v", full, key)
+		}
+	})
+}

@@ -10,7 +10,9 @@ import (
 )
 
 // LabelFunc returns the label for a flow and whether there is one. The Flow
-// is valid only during the call.
+// is valid only during the call. Rewrite decodes only what labelling
+// needs: the record header, EXgenericFlow (times, ports, protocol,
+// counters), the addresses and the username; Has reports every element.
 type LabelFunc func(f *Flow) (label string, ok bool)
 
 // RewriteOptions configure Rewrite.
@@ -173,7 +175,7 @@ func Rewrite(ctx context.Context, r *Reader, w interface {
 
 // relabel writes one V3 record to wr with its username set per policy.
 func relabel(wr *Writer, rec []byte, f *Flow, label LabelFunc, opts *RewriteOptions, placeholder string, st *RewriteStats) error {
-	if err := DecodeFlow(rec, f); err != nil {
+	if err := decodeFlowKey(rec, f); err != nil {
 		return err
 	}
 	st.Flows++

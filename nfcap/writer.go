@@ -7,6 +7,7 @@ import (
 	"io"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -54,6 +55,7 @@ type Writer struct {
 	wg      sync.WaitGroup
 	werrMu  sync.Mutex
 	werr    error
+	failed  atomic.Bool
 	closed  bool
 	aborted bool
 
@@ -182,6 +184,9 @@ func (wr *Writer) writeLoop() {
 }
 
 func (wr *Writer) err() error {
+	if !wr.failed.Load() {
+		return nil
+	}
 	wr.werrMu.Lock()
 	defer wr.werrMu.Unlock()
 	return wr.werr
@@ -192,6 +197,7 @@ func (wr *Writer) setErr(err error) {
 	defer wr.werrMu.Unlock()
 	if wr.werr == nil {
 		wr.werr = err
+		wr.failed.Store(true)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"runtime/pprof"
 
 	"github.com/netdumper/netdumper/nfcap"
@@ -17,6 +18,9 @@ func main() {
 	comp := flag.String("z", "", "output compression (default: same as input)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile")
 	flag.Parse()
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(48 << 20) // as netdumper sets it
+	}
 	if flag.NArg() != 2 {
 		fmt.Fprintln(os.Stderr, "usage: rewrite [-z none|lzo|lz4|bz2|zstd] IN OUT")
 		os.Exit(2)

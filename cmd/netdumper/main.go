@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -41,7 +42,16 @@ type env struct {
 	getenv func(string) string
 }
 
+// defaultMemoryLimit is the Go runtime's soft memory limit unless
+// GOMEMLIMIT says otherwise. Rewrites hold a few blocks per core; without a
+// limit the garbage of bzip2's per-block state lets the heap grow to twice
+// what is live (113 MB instead of 61 MB peak RSS on a BZ2 rewrite).
+const defaultMemoryLimit = 48 << 20
+
 func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv})
 	stop()
@@ -102,6 +112,7 @@ username field of nfdump files, so that nfdump -o "fmt:%line %uname" shows it.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newVersionCmd(),
+		newEnrichCmd(e),
 		newShowCmd(e), newInspectCmd(e),
 	)
 	return root

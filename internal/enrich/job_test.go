@@ -2,94 +2,16 @@ package enrich
 
 import (
 	"context"
-	"encoding/csv"
-	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
-	"time"
 
 	"github.com/netdumper/netdumper/internal/fixtures"
 	"github.com/netdumper/netdumper/nfcap"
-	"github.com/netdumper/netdumper/tracker"
 )
 
-// truthBindings turns a fixture's ground truth (which process owned the
-// local end of each flow) into a bindings file: one socket per local
-// address, port and protocol, bound for the whole capture.
-func truthBindings(t *testing.T, truth string) (path string, want []string) {
-	t.Helper()
-	f, err := os.Open(truth)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	from := time.Date(2023, 11, 14, 22, 0, 0, 0, time.UTC)
-	type key struct {
-		proto tracker.Proto
-		ap    netip.AddrPort
-	}
-	owner := map[key]string{}
-	procs := map[string]*tracker.Process{}
-	h := tracker.HostHistory{Host: "fixture-host"}
-	// The addresses the fixture's local host owns (fixtures README).
-	for _, a := range []string{"192.0.2.10", "10.20.0.5", "127.0.0.1", "2001:db8:10::5", "fd00:20::5", "::1"} {
-		h.Addrs = append(h.Addrs, tracker.AddrInterval{Addr: netip.MustParseAddr(a), From: from})
-	}
-	for _, r := range rows[1:] {
-		proto, _ := strconv.Atoi(r[2])
-		if proto != 6 && proto != 17 {
-			continue
-		}
-		port, _ := strconv.Atoi(r[13])
-		k := key{tracker.Proto(proto), netip.AddrPortFrom(netip.MustParseAddr(r[12]), uint16(port))}
-		if _, dup := owner[k]; dup {
-			continue
-		}
-		owner[k] = r[14]
-		p := procs[r[14]]
-		if p == nil {
-			p = &tracker.Process{PID: int32(1000 + len(procs)), Name: r[14], Comm: r[14], User: "root", StartTime: from}
-			procs[r[14]] = p
-		}
-		st := tracker.StateListen
-		if k.proto == tracker.ProtoUDP {
-			st = tracker.StateUnconn
-		}
-		h.Bindings = append(h.Bindings, tracker.Binding{Socket: tracker.Socket{Proto: k.proto, Local: k.ap, State: st}, Owner: p, From: from})
-	}
-	// What each flow must be labelled: the truth's process, except for
-	// conversations between two local sockets (loopback), where the truth
-	// names one end per conversation and the documented rule (the source
-	// side first) names the sender.
-	for _, r := range rows[1:] {
-		proto, _ := strconv.Atoi(r[2])
-		if proto != 6 && proto != 17 {
-			want = append(want, "")
-			continue
-		}
-		sp, _ := strconv.Atoi(r[4])
-		if p, ok := owner[key{tracker.Proto(proto), netip.AddrPortFrom(netip.MustParseAddr(r[3]), uint16(sp))}]; ok {
-			want = append(want, p)
-		} else {
-			want = append(want, r[14])
-		}
-	}
-	path = filepath.Join(t.TempDir(), "bindings.json")
-	out, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	if err := tracker.WriteFile(out, []tracker.HostHistory{h}); err != nil {
-		t.Fatal(err)
-	}
-	return path, want
+func truthBindings(t *testing.T, truth string) (string, []string) {
+	return fixtures.TruthBindings(t, truth, t.TempDir())
 }
 
 func copyFile(t *testing.T, src, dst string) {

@@ -1,0 +1,422 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/netdumper/netdumper/internal/enrich"
+	"github.com/netdumper/netdumper/internal/flowfmt"
+	"github.com/netdumper/netdumper/internal/nfdir"
+	"github.com/netdumper/netdumper/internal/services"
+	"github.com/netdumper/netdumper/nfcap"
+	"github.com/netdumper/netdumper/tracker"
+)
+
+type enrichOptions struct {
+	state     string
+	local     bool
+	bindings  []string
+	label     string
+	unknown   string
+	overwrite bool
+	dryRun    bool
+	yes       bool
+	format    string
+	sample    int
+	asJSON    bool
+	tolerance time.Duration
+	compress  string
+	watch     string
+	delay     time.Duration
+	since     time.Duration
+	services  string
+	wait      time.Duration
+	sourceFns []func(*enrichOptions) ([]enrich.Source, error) // added by other source kinds
+}
+
+func newEnrichCmd(e env) *cobra.Command {
+	var o enrichOptions
+	cmd := &cobra.Command{
+		Use:   "enrich [flags] PATH...",
+		Short: "Write the owning process of each flow into nfdump files",
+		Long: `enrich labels the flow records of nfdump files with the process that owned
+each flow's socket when the flow happened, and rewrites the files in place
+(atomically: the original is replaced only by a complete, synced new file).
+nfdump -o "fmt:%line %uname" then shows the label.
+
+PATH is an nfdump file or a directory, searched recursively for nfcapd's
+rotated files (nfcapd.YYYYMMDDhhmm[ss], flat or in -S subdirectories);
+nfcapd.current.* is always skipped.
+
+Bindings come from the local tracker's history in --state (the default,
+what "netdumper serve" records on this host) and from --bindings files (the
+JSON of "netdumper bindings export"). Sources named explicitly replace the
+local default, so results are reproducible; --local adds it back. For each
+file only the history overlapping its time window is used.
+
+A flow is matched on its source side first, then its destination side:
+exact 5-tuple, then a listener on the exact address, then a wildcard
+listener on an address the host owned, within --tolerance of the flow's
+times. --label fields: ` + enrich.FieldNames + `. Labels are cut to 65
+bytes. Flows nothing matched stay without a username unless --unknown is
+given; it may use {service}, the name of the flow's well-known port.
+
+Without --yes, enrich shows what it would do and asks on a terminal; with no
+terminal it refuses (exit 2). --dry-run touches nothing.
+
+Exit status: 0 all files done, 1 some file failed (each is named with the
+reason), 2 usage error.`,
+		Example: `  netdumper enrich --yes /var/cache/nfdump
+  netdumper enrich --dry-run --bindings web1.json nfcapd.202311142210
+  netdumper enrich --yes --unknown '{service}***' --label '{pid}/{process}' DIR
+  nfcapd -w /var/cache/nfdump -x "netdumper enrich --yes --wait 3s %d/%f" ...
+  netdumper enrich --watch /var/cache/nfdump`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if o.watch != "" {
+				if len(args) > 0 {
+					return usagef("--watch takes no PATH arguments")
+				}
+				return nil
+			}
+			return needInputs(cmd, args)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runEnrich(cmd.Context(), e, &o, args)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.state, "state", defaultStateDir(e), "the local tracker's state `DIR`")
+	f.BoolVar(&o.local, "local", false, "also use the local history when --bindings (or --tracker) is given")
+	f.StringArrayVar(&o.bindings, "bindings", nil, "bindings `FILE` (JSON of netdumper bindings export); repeatable")
+	f.StringVar(&o.label, "label", "{process}", "label `TEMPLATE` for matched flows")
+	f.StringVar(&o.unknown, "unknown", "", "label `TEXT` for unmatched flows (may use {service}); default: none")
+	f.BoolVar(&o.overwrite, "overwrite", false, "replace usernames records already carry (default: keep them)")
+	f.BoolVar(&o.dryRun, "dry-run", false, "change nothing; print the first records as they would be and a summary")
+	f.BoolVarP(&o.yes, "yes", "y", false, "rewrite without asking")
+	f.StringVarP(&o.format, "output", "o", defaultShowFormat, "record `FORMAT` for --dry-run, as in show")
+	f.IntVar(&o.sample, "sample", 20, "records printed per file by --dry-run")
+	f.BoolVar(&o.asJSON, "json", false, "print one JSON summary object per file")
+	f.DurationVar(&o.tolerance, "tolerance", tracker.DefaultTolerance, "clock-skew tolerance around each flow's times")
+	f.StringVarP(&o.compress, "compress", "z", "", "write with this compression (none, lzo, lz4, bz2, zstd); default: keep")
+	f.StringVar(&o.watch, "watch", "", "keep running: enrich each file nfcapd rotates into `DIR`, once")
+	f.DurationVar(&o.delay, "delay", 15*time.Second, "with --watch: wait this long after a file rotates")
+	f.DurationVar(&o.since, "since", 24*time.Hour, "with --watch: at start, take files modified this recently (0: all)")
+	f.DurationVar(&o.wait, "wait", 0, "wait this long before starting (from nfcapd -x: let the trackers record the interval's last seconds)")
+	f.StringVar(&o.services, "services", "/etc/services", "services `FILE` for {service} (built-in table when missing)")
+	return cmd
+}
+
+// buildJob turns the options into an enrich job.
+func buildJob(e env, o *enrichOptions, log *slog.Logger) (*enrich.Job, error) {
+	label, err := enrich.ParseTemplate(o.label)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	var unknown *enrich.Template
+	if o.unknown != "" {
+		if unknown, err = enrich.ParseTemplate(o.unknown); err != nil {
+			return nil, usageError{err}
+		}
+	}
+	svc, err := services.Load(o.services)
+	if err != nil {
+		return nil, err
+	}
+	opts := enrich.Options{Label: label, Unknown: unknown, Services: svc, Overwrite: o.overwrite,
+		Tolerance: o.tolerance, Logger: log}
+	if o.compress != "" {
+		c, err := nfcap.ParseCompression(o.compress)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		opts.Recompress, opts.Compression = true, c
+	}
+	explicit := false
+	for _, b := range o.bindings {
+		src := enrich.NewBindingsFile(b)
+		if err := src.Load(); err != nil {
+			return nil, err
+		}
+		opts.Sources = append(opts.Sources, src)
+		explicit = true
+	}
+	for _, fn := range o.sourceFns {
+		srcs, err := fn(o)
+		if err != nil {
+			return nil, err
+		}
+		explicit = explicit || len(srcs) > 0
+		opts.Sources = append(opts.Sources, srcs...)
+	}
+	if !explicit || o.local {
+		if o.state == "" {
+			return nil, usagef("no state directory for the local history: give --state, --bindings or --tracker")
+		}
+		opts.Sources = append(opts.Sources, &enrich.LocalStore{Dir: o.state, Fallback: localDaemonSource(e)})
+	}
+	return enrich.NewJob(opts)
+}
+
+// defaultStateDir is the state directory serve and enrich share by
+// default ("" when there is none, e.g. HOME unset; --state is then needed).
+func defaultStateDir(e env) string {
+	d, err := tracker.StateDirFor(os.Geteuid(), e.getenv)
+	if err != nil {
+		return ""
+	}
+	return d
+}
+
+func isTerminal(r any) bool {
+	f, ok := r.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func runEnrich(ctx context.Context, e env, o *enrichOptions, args []string) error {
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if !o.dryRun && !o.yes && o.watch == "" && !isTerminal(e.stdin) {
+		return usagef("not on a terminal: pass --yes to rewrite the files without asking (or --dry-run to see what would change)")
+	}
+	job, err := buildJob(e, o, log)
+	if err != nil {
+		return err
+	}
+	if o.watch != "" {
+		return runWatch(ctx, e, o, job, log)
+	}
+	if o.wait > 0 {
+		select {
+		case <-time.After(o.wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	var files []string
+	if err := nfdir.Walk(ctx, args, func(f nfdir.File) error {
+		files = append(files, f.Path)
+		return nil
+	}); err != nil {
+		return err
+	}
+	if len(files) == 0 {
+		return fmt.Errorf("no nfcapd files found in %s", strings.Join(args, " "))
+	}
+	if o.dryRun || (!o.yes && !o.asJSON) {
+		sums, failed := dryRuns(ctx, e, o, job, files)
+		if o.dryRun {
+			return failedErr(failed, len(files))
+		}
+		if failed > 0 {
+			return failedErr(failed, len(files))
+		}
+		if !confirm(e, fmt.Sprintf("Rewrite %d file(s) (%d flows, %.1f%% matched)?", len(files), totalFlows(sums), matchRate(sums)*100)) {
+			return exitCodeError{code: exitFailure, err: errors.New("nothing changed")}
+		}
+	}
+	failed := 0
+	progress := isTerminal(e.stderr) && !o.asJSON
+	for i, p := range files {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var prog func(done, total int)
+		if progress {
+			prog = progressBar(e.stderr, fmt.Sprintf("[%d/%d] %s", i+1, len(files), filepath.Base(p)))
+		}
+		sum, err := job.Run(ctx, p, prog)
+		if progress {
+			fmt.Fprint(e.stderr, "\r\033[K")
+		}
+		if err != nil {
+			failed++
+			fmt.Fprintf(e.stderr, "netdumper: %s: %v\n", p, err)
+			if !o.asJSON {
+				continue
+			}
+		}
+		printSummary(e.stdout, o, &sum)
+	}
+	return failedErr(failed, len(files))
+}
+
+func failedErr(failed, total int) error {
+	if failed == 0 {
+		return nil
+	}
+	return exitCodeError{code: exitFailure, err: fmt.Errorf("%d of %d files failed", failed, total)}
+}
+
+// dryRuns prints, for each file, its first records as they would be after
+// enrichment and a summary.
+func dryRuns(ctx context.Context, e env, o *enrichOptions, job *enrich.Job, files []string) ([]enrich.Summary, int) {
+	var fm *flowfmt.Format
+	if o.dryRun && !o.asJSON && o.sample > 0 {
+		var err error
+		if fm, err = flowfmt.Parse(o.format, flowfmt.Options{Location: location(e)}); err != nil {
+			fmt.Fprintf(e.stderr, "netdumper: %v\n", err)
+			return nil, len(files)
+		}
+	}
+	var sums []enrich.Summary
+	failed := 0
+	w := bufio.NewWriter(e.stdout)
+	defer w.Flush()
+	var buf []byte
+	for _, p := range files {
+		n := 0
+		if fm != nil {
+			fmt.Fprintf(w, "== %s\n", p)
+			if h := fm.Header(); h != "" {
+				fmt.Fprintln(w, h)
+			}
+		}
+		sum, err := job.DryRun(ctx, p, func(f *nfcap.Flow, username string) bool {
+			if fm == nil {
+				return false
+			}
+			f.Username = username
+			if username != "" {
+				f.Elements |= 1 << nfcap.ElemNSELUser
+			}
+			buf = fm.AppendRecord(buf[:0], f)
+			w.Write(buf)
+			n++
+			return n < o.sample
+		})
+		if err != nil {
+			failed++
+			w.Flush()
+			fmt.Fprintf(e.stderr, "netdumper: %s: %v\n", p, err)
+			continue
+		}
+		sums = append(sums, sum)
+		printSummary(w, o, &sum)
+	}
+	return sums, failed
+}
+
+func totalFlows(s []enrich.Summary) int64 {
+	var n int64
+	for i := range s {
+		n += s[i].Flows
+	}
+	return n
+}
+
+func matchRate(s []enrich.Summary) float64 {
+	var n, m int64
+	for i := range s {
+		n += s[i].Flows
+		m += s[i].Matched()
+	}
+	if n == 0 {
+		return 0
+	}
+	return float64(m) / float64(n)
+}
+
+// printSummary prints a file's summary as text or one JSON object.
+func printSummary(w io.Writer, o *enrichOptions, s *enrich.Summary) {
+	if o.asJSON {
+		b, _ := json.Marshal(s)
+		fmt.Fprintf(w, "%s\n", b)
+		return
+	}
+	verb := "enriched"
+	if s.DryRun {
+		verb = "would enrich"
+	}
+	if s.Error != "" {
+		fmt.Fprintf(w, "%s: failed: %s\n", s.Path, s.Error)
+		return
+	}
+	fmt.Fprintf(w, "%s: %s %d flows: %d matched (%.1f%%: %d 5-tuple, %d listener, %d wildcard), %d unmatched; %d bindings for %s .. %s",
+		s.Path, verb, s.Flows, s.Matched(), s.MatchRate()*100, s.Exact, s.Listener, s.Wildcard, s.Unmatched,
+		s.Bindings, s.First.UTC().Format(time.DateTime), s.Last.UTC().Format(time.DateTime))
+	if !s.DryRun {
+		fmt.Fprintf(w, "; written: %d inserted, %d replaced, %d kept", s.Written.Inserted, s.Written.Replaced, s.Written.Kept)
+		if s.Written.TooLarge > 0 {
+			fmt.Fprintf(w, ", %d too large for a username", s.Written.TooLarge)
+		}
+	}
+	fmt.Fprintln(w)
+	if len(s.TopUnmatched) > 0 {
+		fmt.Fprintf(w, "  top unmatched endpoints:")
+		for _, ep := range s.TopUnmatched {
+			side := ""
+			if !ep.Local {
+				side = "?"
+			}
+			fmt.Fprintf(w, " %s %s%s (%d)", ep.Proto, endpointString(ep), side, ep.Flows)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+func endpointString(ep enrich.Endpoint) string {
+	if ep.Proto == "icmp" || ep.Proto == "icmp6" {
+		return ep.Addr.String()
+	}
+	if ep.Addr.Is6() {
+		return fmt.Sprintf("[%s]:%d", ep.Addr, ep.Port)
+	}
+	return fmt.Sprintf("%s:%d", ep.Addr, ep.Port)
+}
+
+// confirm asks a yes/no question on the terminal.
+func confirm(e env, q string) bool {
+	fmt.Fprintf(e.stderr, "%s [y/N] ", q)
+	line, _ := bufio.NewReader(e.stdin).ReadString('\n')
+	a := strings.ToLower(strings.TrimSpace(line))
+	return a == "y" || a == "yes"
+}
+
+// progressBar returns a progress callback drawing a one-line bar on w.
+func progressBar(w io.Writer, label string) func(done, total int) {
+	return func(done, total int) {
+		if total <= 0 {
+			return
+		}
+		const width = 30
+		n := done * width / total
+		fmt.Fprintf(w, "\r\033[K%s [%s%s] %3d%%", label, strings.Repeat("=", n), strings.Repeat(" ", width-n), done*100/total)
+	}
+}
+
+func runWatch(ctx context.Context, e env, o *enrichOptions, job *enrich.Job, log *slog.Logger) error {
+	if fi, err := os.Stat(o.watch); err != nil || !fi.IsDir() {
+		return usagef("--watch %s: not a directory", o.watch)
+	}
+	done, err := enrich.OpenDoneLog(filepath.Join(o.state, "enriched.log"))
+	if err != nil {
+		return err
+	}
+	defer done.Close()
+	info := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	info.Info("watching", "dir", o.watch, "delay", o.delay, "state", o.state)
+	return job.Watch(ctx, enrich.WatchOptions{Dir: o.watch, Delay: o.delay, Since: o.since, Done: done, Logger: info,
+		Report: func(s enrich.Summary, err error) {
+			if err != nil {
+				info.Error("enrich failed", "file", s.Path, "err", err)
+			}
+			printSummary(e.stdout, o, &s)
+		}})
+}
+
+// localDaemonSource returns how the local store source reaches a running
+// daemon that holds the store; set once the remote API exists.
+func localDaemonSource(env) func(context.Context, tracker.DaemonInfo) (enrich.Source, error) {
+	return nil
+}

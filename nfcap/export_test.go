@@ -1,0 +1,5 @@
+package nfcap
+
+// DecodeFlowKeyForTest exposes the rewrite's partial decoder to the
+// external tests.
+var DecodeFlowKeyForTest = decodeFlowKey
