@@ -111,7 +111,7 @@ type bindingsScreen struct {
 	closed  [][]tracker.Binding
 	closedE []error
 
-	rows  []*bindingRow          // every row, sorted
+	rows  []*bindingRow // every row, sorted
 	byKey map[bindingKey]*bindingRow
 	vis   []*bindingRow // rows passing the filter, in sort order
 	nav   scroller
@@ -281,7 +281,7 @@ func (s *bindingsScreen) key(msg tea.KeyMsg) tea.Cmd {
 		if !s.showClosed && s.sortCol == colUntil {
 			s.sortCol = colLocal
 		}
-		s.refresh()
+		s.rebuild(true)
 		if s.showClosed {
 			return s.fetchClosed()
 		}
@@ -370,10 +370,14 @@ func sameView(a, b *tracker.View) bool {
 }
 
 // refresh reads every source and rebuilds the rows that changed.
-func (s *bindingsScreen) refresh() {
+func (s *bindingsScreen) refresh() { s.rebuild(false) }
+
+// rebuild reads every source; it rebuilds the rows when a source changed
+// or when forced.
+func (s *bindingsScreen) rebuild(force bool) {
 	s.lastRefresh = time.Now()
 	s.dirty = false
-	changed := s.rows == nil
+	changed := s.rows == nil || force
 	for i, src := range s.sources {
 		s.health[i] = src.Health()
 		v := src.Current()
@@ -619,7 +623,9 @@ func (s *bindingsScreen) applyFilter() {
 			}
 		}
 	}
-	clear(s.vis[len(vis):cap(s.vis)])
+	if old := s.vis; len(old) > len(vis) {
+		clear(old[len(vis):]) // drop stale row pointers from the reused array
+	}
 	s.vis = vis
 	s.nav.n = len(vis)
 	at := s.nav.cursor

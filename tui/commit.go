@@ -87,6 +87,7 @@ type commitFile struct {
 type commitDialog struct {
 	c     *common
 	gen   int
+	dir   string // file names are shown relative to it
 	files []commitFile
 	phase commitPhase
 
@@ -105,8 +106,8 @@ type commitDialog struct {
 	height int
 }
 
-func newCommitDialog(c *common, gen int, paths []string) *commitDialog {
-	d := &commitDialog{c: c, gen: gen, rating: -1}
+func newCommitDialog(c *common, gen int, dir string, paths []string) *commitDialog {
+	d := &commitDialog{c: c, gen: gen, dir: dir, rating: -1}
 	for _, p := range paths {
 		f := commitFile{path: p}
 		if e := c.cache.peek(p); e != nil && e.summary != nil {
@@ -329,16 +330,21 @@ func (d *commitDialog) view() string {
 	}
 	b.WriteString(st.DialogTitle.Render(title))
 	b.WriteString("\n\n")
-	b.WriteString(cut(d.c.policy(), inner))
-	b.WriteString("\n\n")
+	for _, l := range d.c.policy() {
+		b.WriteString(cut(l, inner))
+		b.WriteByte('\n')
+	}
+	b.WriteByte('\n')
 	maxFiles := max(1, d.height-14)
 	for i := range d.files {
 		if i == maxFiles && len(d.files) > maxFiles+1 {
 			fmt.Fprintf(&b, "… and %d more files\n", len(d.files)-i)
 			break
 		}
-		b.WriteString(cut(d.fileLine(&d.files[i]), inner))
-		b.WriteByte('\n')
+		for _, l := range strings.Split(d.fileLine(&d.files[i]), "\n") {
+			b.WriteString(padLine(l, inner))
+			b.WriteByte('\n')
+		}
 	}
 	b.WriteByte('\n')
 	switch d.phase {
@@ -377,9 +383,9 @@ func (d *commitDialog) view() string {
 
 func (d *commitDialog) fileLine(f *commitFile) string {
 	st := d.c.st
-	name := filepath.Base(f.path)
-	if dir := filepath.Base(filepath.Dir(f.path)); dir != "." && dir != "/" {
-		name = dir + "/" + name
+	name := f.path
+	if rel, err := filepath.Rel(d.dir, f.path); err == nil && !strings.HasPrefix(rel, "..") {
+		name = rel
 	}
 	var state string
 	switch f.outcome {
@@ -390,7 +396,7 @@ func (d *commitDialog) fileLine(f *commitFile) string {
 		state = st.ok.render(fmt.Sprintf("✓ %d labels written", w.Labelled())) +
 			fmt.Sprintf(" (%d kept, %d without)", w.Kept, w.Unlabelled+w.Placeholder)
 	case outcomeFailed:
-		state = st.bad.render("✗ " + f.err.Error()) + " (file untouched)"
+		state = st.bad.render("✗ failed") + " (file untouched)\n      " + st.bad.render(cut(f.err.Error(), max(10, d.width-16)))
 	case outcomeCancelled:
 		state = st.warn.render("✗ cancelled") + " (file untouched)"
 	case outcomeSkipped:
@@ -398,14 +404,14 @@ func (d *commitDialog) fileLine(f *commitFile) string {
 	default:
 		switch {
 		case f.rateErr != nil:
-			state = st.bad.render("✗ " + f.rateErr.Error())
+			state = st.bad.render("✗ unreadable") + "\n      " + st.bad.render(cut(f.rateErr.Error(), max(10, d.width-16)))
 		case f.rate != nil:
 			state = fmt.Sprintf("%d of %d records matched (%.1f%%)", f.rate.Matched(), f.rate.Flows, 100*f.rate.MatchRate())
 		default:
 			state = st.dim.render("match rate …")
 		}
 	}
-	return fmt.Sprintf("  %-28s %s", name, state)
+	return fmt.Sprintf("  %-30s %s", name, state)
 }
 
 // progressBar draws a bar w cells wide, frac full.

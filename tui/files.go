@@ -82,7 +82,8 @@ type filesScreen struct {
 	counting    bool
 	seen        map[string]bool // files that have been on screen: count their usernames
 
-	selectAfterList string // after a chdir: put the cursor on this path (the directory we came from)
+	selectAfterList string
+	nameWidth       int // widest name of the listing // after a chdir: put the cursor on this path (the directory we came from)
 
 	width, height int
 }
@@ -398,6 +399,12 @@ func (s *filesScreen) setItems(m listMsg) {
 		items = append(items, fileItem{kind: itemFile, name: rel, path: f.Path, start: f.Start, size: f.Size})
 	}
 	s.items = items
+	s.nameWidth = 4
+	for _, it := range items {
+		if it.kind != itemDay {
+			s.nameWidth = max(s.nameWidth, textWidth(it.name))
+		}
+	}
 	s.nav.setLen(len(items))
 	at := -1
 	for i, it := range items {
@@ -547,7 +554,7 @@ func (s *filesScreen) colWidths() []int {
 			rest -= c.w + 1
 		}
 	}
-	w[0] = max(12, rest)
+	w[0] = max(12, min(rest, s.nameWidth))
 	return w
 }
 

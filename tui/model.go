@@ -11,6 +11,7 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/netdumper/netdumper/internal/enrich"
 	"github.com/netdumper/netdumper/internal/flowfmt"
@@ -144,19 +145,19 @@ func (c *common) newPager(ctx context.Context, path string) (*pager, error) {
 	return newPager(plan, opts, c.enrich.Overwrite), err
 }
 
-// policy describes what a commit writes.
-func (c *common) policy() string {
+// policy describes what a commit writes, one part per line.
+func (c *common) policy() []string {
 	label := "{process}"
 	if c.enrich.Label != nil {
 		label = c.enrich.Label.String()
 	}
-	unknown := "left empty"
+	unknown := "left without a username"
 	if c.enrich.Unknown != nil {
 		unknown = fmt.Sprintf("%q", c.enrich.Unknown.String())
 	}
-	over := "keep existing usernames"
+	over := "kept"
 	if c.enrich.Overwrite {
-		over = "overwrite existing usernames"
+		over = "overwritten"
 	}
 	var names []string
 	for _, s := range c.enrich.Sources {
@@ -166,7 +167,7 @@ func (c *common) policy() string {
 	if len(names) > 0 {
 		src = strings.Join(names, ", ")
 	}
-	return fmt.Sprintf("label %s · unmatched %s · %s · bindings: %s", label, unknown, over, src)
+	return []string{"label " + label, "unmatched: " + unknown, "existing usernames " + over, "bindings: " + src}
 }
 
 // notePreviewStats keeps what the preview's pass over a file learnt.
@@ -313,7 +314,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, nil
 		}
 		m.commits++
-		m.commit = newCommitDialog(m.c, m.commits, msg.paths)
+		m.commit = newCommitDialog(m.c, m.commits, m.files.dir, msg.paths)
 		m.commit.setSize(m.width, m.height-2)
 		return m, m.commit.init()
 	case commitClosedMsg:
@@ -537,20 +538,26 @@ func (m *Model) View() string {
 			body = m.preview.view()
 		}
 	}
-	b.WriteString(fitLines(body, bodyH))
+	b.WriteString(fitLines(body, m.width, bodyH))
 	b.WriteByte('\n')
 	b.WriteString(m.statusLine())
 	return b.String()
 }
 
-// fitLines returns exactly n lines of s.
-func fitLines(s string, n int) string {
+// fitLines returns exactly n lines of s, none wider than w, so that the
+// terminal never wraps a line.
+func fitLines(s string, w, n int) string {
 	lines := strings.Split(s, "\n")
 	if len(lines) > n {
 		lines = lines[:n]
 	}
 	for len(lines) < n {
 		lines = append(lines, "")
+	}
+	for i, l := range lines {
+		if len(l) > w && ansi.StringWidth(l) > w {
+			lines[i] = ansi.Truncate(l, w, "…")
+		}
 	}
 	return strings.Join(lines, "\n")
 }

@@ -547,7 +547,7 @@ func (s *previewScreen) view() string {
 		b.WriteString(padLine(l, s.width))
 		b.WriteByte('\n')
 	}
-	b.WriteString(st.Header.Render(window("  "+s.header, s.xoff, s.width)))
+	b.WriteString(st.Header.Render(window("   "+s.header, s.xoff, s.width)))
 	b.WriteByte('\n')
 	from, to := s.nav.visible()
 	line := make([]byte, 0, 2*s.width)
@@ -586,7 +586,7 @@ func (s *previewScreen) headerLines() []string {
 		l[0] += " · " + ff.stat.First().In(s.c.loc).Format("2006-01-02 15:04:05") + " – " +
 			ff.stat.Last().In(s.c.loc).Format("15:04:05")
 	}
-	l[1] = " " + s.c.policy()
+	l[1] = " " + strings.Join(s.c.policy(), " · ")
 	p := s.prog
 	switch {
 	case p.err != nil && p.done:
@@ -655,7 +655,7 @@ func (s *previewScreen) appendRow(dst []byte, n int) []byte {
 	if cur {
 		row = st.cursor
 	}
-	text := "  " + r.line + " " + r.uname
+	text := "   " + r.line + " " + r.uname
 	vis := window(text, s.xoff, s.width)
 	if cur {
 		vis = ">" + vis[1:]
@@ -665,7 +665,7 @@ func (s *previewScreen) appendRow(dst []byte, n int) []byte {
 		vis = vis[:1] + string(r.mark) + vis[2:]
 	}
 	// Colour the username part (it starts after the line).
-	ustart := 2 + len(r.line) + 1 - s.xoff
+	ustart := 3 + len(r.line) + 1 - s.xoff
 	dst = append(dst, row.pre...)
 	if s.xoff == 0 {
 		dst = append(dst, vis[0])
