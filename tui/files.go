@@ -491,7 +491,7 @@ var fileCols = []struct {
 	{"NAME", 0, false}, // takes the remaining width
 	{"WINDOW", 17, false},
 	{"RECORDS", 9, true},
-	{"SIZE", 8, true},
+	{"SIZE", 9, true},
 	{"COMP", 5, false},
 	{"USERNAMES", 9, true},
 }

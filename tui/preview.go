@@ -170,9 +170,11 @@ type previewScreen struct {
 	searchMsg  string
 	searchStop context.CancelFunc
 
-	header string
-	width  int
-	height int
+	lineHeader string // nfdump's title line of the %line columns
+	colStarts  []int  // offsets of the %line columns in a line
+	colEnds    []int
+	width      int
+	height     int
 }
 
 func newPreviewScreen(c *common) *previewScreen {
@@ -181,7 +183,21 @@ func newPreviewScreen(c *common) *previewScreen {
 	in.Placeholder = "search the records (any text of the line or the username)"
 	in.CharLimit = 256
 	fm := flowfmt.MustParse(previewFormat, flowfmt.Options{Location: c.loc})
-	return &previewScreen{c: c, input: in, header: fm.Header()}
+	s := &previewScreen{c: c, input: in, lineHeader: strings.TrimSuffix(fm.Header(), " "+unameTitle)}
+	// Where the %line columns start and end, for cutting and scrolling
+	// at column boundaries.
+	pos := 0
+	for _, col := range fm.Columns() {
+		if col.Token == "%uname" {
+			break
+		}
+		if col.Token != "" {
+			s.colStarts = append(s.colStarts, pos)
+			s.colEnds = append(s.colEnds, pos+len(col.Header))
+		}
+		pos += len(col.Header)
+	}
+	return s
 }
 
 // ---- UPDATE ----
@@ -346,9 +362,20 @@ func (s *previewScreen) key(msg tea.KeyMsg) tea.Cmd {
 		s.nav.moveTo(s.nav.n - 1)
 		s.follow = !s.prog.done
 	case key.Matches(msg, k.Left):
-		s.xoff = max(0, s.xoff-10)
+		x := 0
+		for _, c := range s.colStarts {
+			if c < s.xoff {
+				x = c
+			}
+		}
+		s.xoff = x
 	case key.Matches(msg, k.Right):
-		s.xoff = min(s.xoff+10, 200)
+		for _, c := range s.colStarts[:max(0, len(s.colStarts)-1)] {
+			if c > s.xoff {
+				s.xoff = c
+				break
+			}
+		}
 	case key.Matches(msg, k.Search):
 		s.searching = true
 		s.input.SetValue(s.query)
@@ -547,12 +574,13 @@ func (s *previewScreen) view() string {
 		b.WriteString(padLine(l, s.width))
 		b.WriteByte('\n')
 	}
-	b.WriteString(st.Header.Render(window("   "+s.header, s.xoff, s.width)))
+	lineW, unameW := s.rowLayout()
+	b.WriteString(st.Header.Render("   " + window(s.lineHeader, s.xoff, lineW) + " " + unameTitle))
 	b.WriteByte('\n')
 	from, to := s.nav.visible()
 	line := make([]byte, 0, 2*s.width)
 	for i := from; i < to; i++ {
-		line = s.appendRow(line[:0], i)
+		line = s.appendRow(line[:0], i, lineW, unameW)
 		b.Write(line)
 		b.WriteByte('\n')
 	}
@@ -626,7 +654,39 @@ func endpointText(e enrich.Endpoint) string {
 	return netip.AddrPortFrom(e.Addr, e.Port).String()
 }
 
-func (s *previewScreen) appendRow(dst []byte, n int) []byte {
+// rowLayout returns the width of the scrolled %line part and of the
+// username column, which stays pinned at the right of the line part so
+// that the labels are visible at any terminal width.
+func (s *previewScreen) rowLayout() (lineW, unameW int) {
+	unameW = len(unameTitle)
+	from, to := s.nav.visible()
+	for n := from; n < to; n++ {
+		if i := n - s.winFrom; i >= 0 && i < len(s.win) {
+			unameW = max(unameW, textWidth(s.win[i].uname))
+		}
+	}
+	unameW = min(unameW, max(len(unameTitle), s.width/3))
+	avail := s.width - 4 - unameW
+	lineW = max(0, min(avail, len(s.lineHeader)-s.xoff))
+	if lineW < len(s.lineHeader)-s.xoff {
+		// Cut at the end of the last column that fits.
+		best := 0
+		for _, e := range s.colEnds {
+			if e-s.xoff <= avail && e-s.xoff > best {
+				best = e - s.xoff
+			}
+		}
+		if best > 0 {
+			lineW = best
+		}
+	}
+	return lineW, unameW
+}
+
+// unameTitle is nfdump's title of the %uname column.
+const unameTitle = "UserName"
+
+func (s *previewScreen) appendRow(dst []byte, n int, lineW, unameW int) []byte {
 	st := s.c.st
 	cur := n == s.nav.cursor
 	i := n - s.winFrom
@@ -637,7 +697,7 @@ func (s *previewScreen) appendRow(dst []byte, n int) []byte {
 			dst = appendSpaces(dst, s.width-1)
 			return append(dst, st.cursor.post...)
 		}
-		return append(dst, st.dim.render(" …")...)
+		return append(dst, st.dim.render("  …")...)
 	}
 	r := &s.win[i]
 	var um paint
@@ -655,36 +715,25 @@ func (s *previewScreen) appendRow(dst []byte, n int) []byte {
 	if cur {
 		row = st.cursor
 	}
-	text := "   " + r.line + " " + r.uname
-	vis := window(text, s.xoff, s.width)
-	if cur {
-		vis = ">" + vis[1:]
-	}
-	// The gutter letter replaces the second column of the line.
-	if s.xoff == 0 && len(vis) > 1 {
-		vis = vis[:1] + string(r.mark) + vis[2:]
-	}
-	// Colour the username part (it starts after the line).
-	ustart := 3 + len(r.line) + 1 - s.xoff
 	dst = append(dst, row.pre...)
-	if s.xoff == 0 {
-		dst = append(dst, vis[0])
-		dst = append(dst, um.pre...)
-		dst = append(dst, vis[1])
-		dst = append(dst, um.post...)
-		dst = append(dst, row.pre...)
-		vis = vis[2:]
-		ustart -= 2
-	}
-	ustart = max(ustart, 0)
-	if isASCII(vis) && ustart < len(vis) {
-		dst = append(dst, vis[:ustart]...)
-		dst = append(dst, um.pre...)
-		dst = append(dst, vis[ustart:]...)
-		dst = append(dst, um.post...)
-		dst = append(dst, row.pre...)
+	if cur {
+		dst = append(dst, '>')
 	} else {
-		dst = append(dst, vis...)
+		dst = append(dst, ' ')
+	}
+	dst = append(dst, um.pre...)
+	dst = append(dst, r.mark)
+	dst = append(dst, um.post...)
+	dst = append(dst, row.pre...)
+	dst = append(dst, ' ')
+	dst = append(dst, window(r.line, s.xoff, lineW)...)
+	dst = append(dst, ' ')
+	dst = append(dst, um.pre...)
+	dst = appendCell(dst, r.uname, unameW, false)
+	dst = append(dst, um.post...)
+	dst = append(dst, row.pre...)
+	if w := 3 + lineW + 1 + unameW; w < s.width {
+		dst = appendSpaces(dst, s.width-w)
 	}
 	return append(dst, row.post...)
 }
