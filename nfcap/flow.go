@@ -212,13 +212,27 @@ func (f *Flow) reset() {
 // every known fixed-size element long enough for its fields. On error f is
 // partly filled and must not be used.
 func DecodeFlow(rec []byte, f *Flow) error {
+	if len(rec) >= 2 {
+		if t := binary.LittleEndian.Uint16(rec); t != RecordTypeV3 {
+			return errf(ErrCorrupt, "record type %d is not a flow record (11)", t)
+		}
+	}
+	return decodeFlow(rec, f, false)
+}
+
+// decodeFlowKey is DecodeFlow for the rewrite: it checks the record the
+// same way but decodes only the record header, EXgenericFlow, the
+// addresses and the username (Elements and NumElements are complete).
+// Other fields are zero.
+func decodeFlowKey(rec []byte, f *Flow) error { return decodeFlow(rec, f, true) }
+
+// decodeFlow checks a V3 record and decodes its elements: all of them, or
+// with keyOnly only those a flow key needs.
+func decodeFlow(rec []byte, f *Flow, keyOnly bool) error {
 	f.reset()
 	le := binary.LittleEndian
 	if len(rec) < V3HeaderSize {
 		return errf(ErrCorrupt, "flow record of %d bytes is shorter than its 12-byte header", len(rec))
-	}
-	if t := le.Uint16(rec); t != RecordTypeV3 {
-		return errf(ErrCorrupt, "record type %d is not a flow record (11)", t)
 	}
 	if size := int(le.Uint16(rec[2:])); size != len(rec) {
 		return errf(ErrCorrupt, "flow record size field %d does not match its %d bytes", size, len(rec))
@@ -244,7 +258,12 @@ func DecodeFlow(rec []byte, f *Flow) error {
 		if l < minElementSize(id) {
 			return errf(ErrCorrupt, "element %d of %d (id %d) at record offset %d: length %d is below the %d bytes of its fields", i+1, f.NumElements, id, p, l, minElementSize(id))
 		}
-		f.decodeElement(id, rec[p+ElementHeaderSize:p+l])
+		switch {
+		case !keyOnly, id == ElemGenericFlow, id == ElemIPv4Flow, id == ElemIPv6Flow, id == ElemNSELUser:
+			f.decodeElement(id, rec[p+ElementHeaderSize:p+l])
+		case id < 64:
+			f.Elements |= 1 << id
+		}
 		p += l
 	}
 	if p != len(rec) {
@@ -426,55 +445,4 @@ func (f *Flow) decodeElement(id uint16, d []byte) {
 	default:
 		f.Unknown = append(f.Unknown, RawElement{ID: id, Data: d})
 	}
-}
-
-// decodeFlowKey is DecodeFlow for the rewrite: it checks the record the
-// same way but decodes only the record header, EXgenericFlow, the
-// addresses and the username (Elements and NumElements are complete).
-// Other fields are zero.
-func decodeFlowKey(rec []byte, f *Flow) error {
-	le := binary.LittleEndian
-	if len(rec) < V3HeaderSize {
-		return errf(ErrCorrupt, "flow record of %d bytes is shorter than its 12-byte header", len(rec))
-	}
-	if size := int(le.Uint16(rec[2:])); size != len(rec) {
-		return errf(ErrCorrupt, "flow record size field %d does not match its %d bytes", size, len(rec))
-	}
-	*f = Flow{
-		Raw:         rec,
-		NumElements: le.Uint16(rec[4:]),
-		EngineType:  rec[6],
-		EngineID:    rec[7],
-		ExporterID:  le.Uint16(rec[8:]),
-		Flags:       rec[10],
-		NfVersion:   rec[11],
-		Unknown:     f.Unknown[:0],
-	}
-	p := V3HeaderSize
-	for i := 0; i < int(f.NumElements); i++ {
-		if len(rec)-p < ElementHeaderSize {
-			return errf(ErrCorrupt, "element %d of %d at record offset %d: header runs past the record end (size %d)", i+1, f.NumElements, p, len(rec))
-		}
-		id := le.Uint16(rec[p:])
-		l := int(le.Uint16(rec[p+2:]))
-		if l < ElementHeaderSize || l > len(rec)-p {
-			return errf(ErrCorrupt, "element %d of %d (id %d) at record offset %d: length %d runs past the record end (size %d)", i+1, f.NumElements, id, p, l, len(rec))
-		}
-		if l < minElementSize(id) {
-			return errf(ErrCorrupt, "element %d of %d (id %d) at record offset %d: length %d is below the %d bytes of its fields", i+1, f.NumElements, id, p, l, minElementSize(id))
-		}
-		switch id {
-		case ElemGenericFlow, ElemIPv4Flow, ElemIPv6Flow, ElemNSELUser:
-			f.decodeElement(id, rec[p+ElementHeaderSize:p+l])
-		default:
-			if id < 64 {
-				f.Elements |= 1 << id
-			}
-		}
-		p += l
-	}
-	if p != len(rec) {
-		return errf(ErrCorrupt, "%d elements end at record offset %d, but the record is %d bytes", f.NumElements, p, len(rec))
-	}
-	return nil
 }

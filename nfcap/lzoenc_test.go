@@ -16,21 +16,11 @@ import (
 
 	lzo "github.com/anchore/go-lzo"
 	"github.com/google/go-cmp/cmp"
+	"github.com/netdumper/netdumper/internal/fixtures"
 )
 
-// lzoFixtureDir returns the shared fixture directory (../shared/fixtures
-// beside the module root, or $NETDUMPER_FIXTURES).
-func lzoFixtureDir(tb testing.TB) string {
-	tb.Helper()
-	if d := os.Getenv("NETDUMPER_FIXTURES"); d != "" {
-		return d
-	}
-	d := filepath.Join("..", "..", "shared", "fixtures")
-	if _, err := os.Stat(d); err != nil {
-		tb.Fatalf("fixtures not found at %s (set NETDUMPER_FIXTURES): %v", d, err)
-	}
-	return d
-}
+// lzoFixtureDir returns the shared fixture directory.
+func lzoFixtureDir(tb testing.TB) string { return fixtures.Dir(tb) }
 
 // lzoFixtureFiles returns every layout-2 *.nf fixture, sorted.
 func lzoFixtureFiles(tb testing.TB) []string {

@@ -21,7 +21,8 @@ type ReaderOptions struct {
 	// goroutine.
 	ReadAhead int
 	// Workers is how many goroutines decompress blocks in parallel when
-	// reading ahead. 0 means GOMAXPROCS, at most 4.
+	// reading ahead. 0 means GOMAXPROCS, at most 4. The goroutines start
+	// with the first NextBlock or Next.
 	Workers int
 }
 
@@ -53,6 +54,8 @@ type Reader struct {
 
 	// block production
 	next      func() (*Block, error) // returns the next block or io.EOF
+	start     func()                 // starts the block pipeline on first use
+	started   bool
 	readAhead bool
 	results   chan *job
 	free      chan *blockBuf
@@ -141,7 +144,7 @@ func NewReader(ra io.ReaderAt, size int64, opts ReaderOptions) (*Reader, error) 
 		if depth == 0 {
 			depth = workers + 1
 		}
-		r.startReadAhead(max(depth, workers), workers)
+		r.start = func() { r.startReadAhead(max(depth, workers), workers) }
 		r.next = r.nextAsync
 	}
 	return r, nil
@@ -455,6 +458,12 @@ func (r *Reader) nextAsync() (*Block, error) {
 func (r *Reader) NextBlock() (*Block, error) {
 	if r.err != nil {
 		return nil, r.err
+	}
+	if !r.started {
+		r.started = true
+		if r.start != nil {
+			r.start()
+		}
 	}
 	b, err := r.next()
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -34,6 +36,11 @@ type RewriteOptions struct {
 	// Progress, when set, is called after each data block with the number
 	// of blocks done and the file's total (the header's NumBlocks).
 	Progress func(done, total int)
+	// NewLabel, when set, is called once per worker for a labelling
+	// function of its own, and blocks are then relabelled in parallel;
+	// Rewrite's label argument is not used. Each function is called from
+	// one goroutine at a time.
+	NewLabel func() LabelFunc
 }
 
 // RewriteStats counts what Rewrite did.
@@ -93,13 +100,24 @@ func CleanLabel(s string) string {
 //     appendix (ident and stat records).
 //
 // Records keep their order; block boundaries may change (blocks hold at
-// most 1 MiB). Memory stays bounded by a few blocks. Rewrite stops at the
-// first read, label or write error, or when ctx is cancelled; the output is
-// then incomplete and must be discarded (ReplaceFile does that).
+// most 1 MiB). The work runs as a pipeline: one goroutine reads blocks,
+// workers decompress and relabel them (in parallel when opts.NewLabel gives
+// each its own labelling function; label alone is called from one
+// goroutine, in file order), the caller's goroutine packs the records in
+// order into new blocks, and the Writer compresses them in parallel. Memory
+// stays bounded by a few blocks per worker.
+//
+// r must not have been read yet. Rewrite stops at the first read, label or
+// write error, or when ctx is cancelled; the output is then incomplete and
+// must be discarded (ReplaceFile does that).
 func Rewrite(ctx context.Context, r *Reader, w interface {
 	WriteAt(p []byte, off int64) (int, error)
 }, label LabelFunc, opts RewriteOptions) (RewriteStats, error) {
 	var st RewriteStats
+	if r.started {
+		return st, errors.New("nfcap: Rewrite needs a Reader that has not been read")
+	}
+	r.started = true
 	hdr := r.Header()
 	comp := hdr.Compression
 	if opts.Recompress {
@@ -117,51 +135,36 @@ func Rewrite(ctx context.Context, r *Reader, w interface {
 	if err != nil {
 		return st, err
 	}
-	placeholder := CleanLabel(opts.Placeholder)
-	var f Flow
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = min(runtime.GOMAXPROCS(0), 4)
+	}
+	workers = max(1, min(workers, int(hdr.NumBlocks)))
+	if opts.NewLabel == nil {
+		workers = 1
+	}
+	p := newRelabelPipeline(r, workers, &opts, label)
+	defer p.stop()
 	for {
-		if err := ctx.Err(); err != nil {
-			wr.Abort()
-			return st, err
+		j, err := p.next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
 		}
-		b, err := r.NextBlock()
 		if err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
 			wr.Abort()
 			return st, err
 		}
 		st.Blocks++
-		if b.Header.Type != BlockTypeData {
-			if err := wr.WriteBlock(b.Header.Type, b.Header.NumRecords, b.Data); err != nil {
-				wr.Abort()
-				return st, err
-			}
-			if opts.Progress != nil {
-				opts.Progress(st.Blocks, int(hdr.NumBlocks))
-			}
-			continue
+		st.add(&j.st)
+		if j.buf.block.Header.Type != BlockTypeData {
+			err = wr.WriteBlock(j.buf.block.Header.Type, j.buf.block.Header.NumRecords, j.buf.block.Data)
+		} else {
+			err = writeRecords(wr, j.out, j.nrec)
 		}
-		data := b.Data
-		off := 0
-		for i := uint32(0); i < b.Header.NumRecords; i++ {
-			size := int(binary.LittleEndian.Uint16(data[off+2:]))
-			rec := data[off : off+size]
-			st.Records++
-			if binary.LittleEndian.Uint16(rec) == RecordTypeV3 {
-				err = relabel(wr, rec, &f, label, &opts, placeholder, &st)
-				if err != nil {
-					err = &FormatError{File: r.Name(), Block: b.Index, Offset: b.Offset, RecordOffset: off, Err: err}
-				}
-			} else {
-				err = wr.WriteRecord(rec)
-			}
-			if err != nil {
-				wr.Abort()
-				return st, err
-			}
-			off += size
+		p.recycle(j)
+		if err != nil {
+			wr.Abort()
+			return st, err
 		}
 		if opts.Progress != nil {
 			opts.Progress(st.Blocks, int(hdr.NumBlocks))
@@ -173,10 +176,195 @@ func Rewrite(ctx context.Context, r *Reader, w interface {
 	return st, nil
 }
 
-// relabel writes one V3 record to wr with its username set per policy.
-func relabel(wr *Writer, rec []byte, f *Flow, label LabelFunc, opts *RewriteOptions, placeholder string, st *RewriteStats) error {
+// writeRecords hands n records, back to back in recs, to the writer.
+func writeRecords(wr *Writer, recs []byte, n int) error {
+	off := 0
+	for i := 0; i < n; i++ {
+		size := int(binary.LittleEndian.Uint16(recs[off+2:]))
+		dst, err := wr.Reserve(size)
+		if err != nil {
+			return err
+		}
+		copy(dst, recs[off:off+size])
+		off += size
+	}
+	return nil
+}
+
+// relabelJob is one block on its way through the relabel pipeline.
+type relabelJob struct {
+	buf  blockBuf
+	out  []byte // relabelled records, back to back
+	nrec int
+	st   RewriteStats
+	err  error
+	done chan struct{}
+}
+
+// relabelPipeline reads raw blocks in file order on one goroutine and has
+// workers decompress and relabel them; next hands them out in order.
+type relabelPipeline struct {
+	ordered chan *relabelJob
+	free    chan *relabelJob
+	quit    chan struct{}
+	wg      sync.WaitGroup
+	stopped bool
+}
+
+func newRelabelPipeline(r *Reader, workers int, opts *RewriteOptions, label LabelFunc) *relabelPipeline {
+	depth := workers + 2
+	p := &relabelPipeline{
+		ordered: make(chan *relabelJob, depth),
+		free:    make(chan *relabelJob, depth+1),
+		quit:    make(chan struct{}),
+	}
+	for i := 0; i < depth+1; i++ {
+		p.free <- &relabelJob{}
+	}
+	jobs := make(chan *relabelJob, workers)
+	placeholder := CleanLabel(opts.Placeholder)
+	p.wg.Add(workers + 1)
+	for i := 0; i < workers; i++ {
+		lf := label
+		if opts.NewLabel != nil {
+			lf = opts.NewLabel()
+		}
+		go func() {
+			defer p.wg.Done()
+			dec, _ := newDecompressor(r.hdr.Compression) // validated in NewReader
+			defer dec.close()
+			var f Flow
+			for j := range jobs {
+				j.err = relabelBlock(r, j, dec, &f, lf, opts, placeholder)
+				close(j.done)
+			}
+		}()
+	}
+	go func() {
+		defer p.wg.Done()
+		defer close(p.ordered)
+		defer close(jobs)
+		st := &r.syncState
+		for {
+			var j *relabelJob
+			select {
+			case j = <-p.free:
+			case <-p.quit:
+				return
+			}
+			j.done = make(chan struct{})
+			j.out, j.nrec, j.st, j.err = j.out[:0], 0, RewriteStats{}, nil
+			if err := r.readNextRaw(st, &j.buf); err != nil {
+				j.err = err
+				close(j.done)
+				select {
+				case p.ordered <- j:
+				case <-p.quit:
+				}
+				return
+			}
+			select {
+			case jobs <- j:
+			case <-p.quit:
+				return
+			}
+			select {
+			case p.ordered <- j:
+			case <-p.quit:
+				return
+			}
+		}
+	}()
+	return p
+}
+
+// next returns the next block, relabelled, in file order, or io.EOF.
+func (p *relabelPipeline) next(ctx context.Context) (*relabelJob, error) {
+	var j *relabelJob
+	var ok bool
+	select {
+	case j, ok = <-p.ordered:
+		if !ok {
+			return nil, io.EOF
+		}
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case <-j.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if j.err != nil {
+		return nil, j.err
+	}
+	return j, nil
+}
+
+func (p *relabelPipeline) recycle(j *relabelJob) { p.free <- j }
+
+// stop ends the goroutines and waits for them.
+func (p *relabelPipeline) stop() {
+	if p.stopped {
+		return
+	}
+	p.stopped = true
+	close(p.quit)
+	for j := range p.ordered {
+		<-j.done
+	}
+	p.wg.Wait()
+}
+
+// relabelBlock decompresses the block in j and, for a record block,
+// relabels its records into j.out.
+func relabelBlock(r *Reader, j *relabelJob, dec *decompressor, f *Flow, label LabelFunc, opts *RewriteOptions, placeholder string) error {
+	b := &j.buf.block
+	if err := r.decodeBlock(&j.buf, dec); err != nil {
+		return r.blockErr(b.Index, b.Offset, err)
+	}
+	if b.Header.Type != BlockTypeData {
+		return nil
+	}
+	data := b.Data
+	if need := len(data) + int(b.Header.NumRecords)*UserElementSize; cap(j.out) < need {
+		j.out = make([]byte, 0, need)
+	}
+	off := 0
+	for i := uint32(0); i < b.Header.NumRecords; i++ {
+		size := int(binary.LittleEndian.Uint16(data[off+2:]))
+		rec := data[off : off+size]
+		j.st.Records++
+		if binary.LittleEndian.Uint16(rec) == RecordTypeV3 {
+			var err error
+			if j.out, err = relabel(j.out, rec, f, label, opts, placeholder, &j.st); err != nil {
+				return &FormatError{File: r.Name(), Block: b.Index, Offset: b.Offset, RecordOffset: off, Err: err}
+			}
+		} else {
+			j.out = append(j.out, rec...)
+		}
+		j.nrec++
+		off += size
+	}
+	return nil
+}
+
+// add sums the counters of o into s (Blocks excepted).
+func (s *RewriteStats) add(o *RewriteStats) {
+	s.Records += o.Records
+	s.Flows += o.Flows
+	s.Inserted += o.Inserted
+	s.Replaced += o.Replaced
+	s.Kept += o.Kept
+	s.Placeholder += o.Placeholder
+	s.Unlabelled += o.Unlabelled
+	s.TooLarge += o.TooLarge
+}
+
+// relabel appends one V3 record to out with its username set per policy.
+func relabel(out, rec []byte, f *Flow, label LabelFunc, opts *RewriteOptions, placeholder string, st *RewriteStats) ([]byte, error) {
 	if err := decodeFlowKey(rec, f); err != nil {
-		return err
+		return out, err
 	}
 	st.Flows++
 	has := f.HasUsername()
@@ -186,40 +374,34 @@ func relabel(wr *Writer, rec []byte, f *Flow, label LabelFunc, opts *RewriteOpti
 	switch {
 	case hasName && !opts.Overwrite:
 		st.Kept++
-		return wr.WriteRecord(rec)
+		return append(out, rec...), nil
 	case ok:
 		name = CleanLabel(name)
 	case placeholder != "" && !hasName:
 		name, usePlaceholder = placeholder, true
 	default:
 		st.Unlabelled++
-		return wr.WriteRecord(rec)
+		return append(out, rec...), nil
 	}
 	le := binary.LittleEndian
+	start := len(out)
 	if has {
-		dst, err := wr.Reserve(len(rec))
-		if err != nil {
-			return err
-		}
-		copy(dst, rec)
-		setUserElements(dst, name)
+		out = append(out, rec...)
+		setUserElements(out[start:], name)
 	} else {
 		n := int(le.Uint16(rec[4:]))
 		if len(rec)+UserElementSize > maxRecordSize || n+1 > MaxElements171 {
 			st.TooLarge++
-			return wr.WriteRecord(rec)
+			return append(out, rec...), nil
 		}
-		dst, err := wr.Reserve(len(rec) + UserElementSize)
-		if err != nil {
-			return err
-		}
-		copy(dst, rec)
+		out = append(out, rec...)
+		out = append(out, make([]byte, UserElementSize)...)
+		dst := out[start:]
 		le.PutUint16(dst[2:], uint16(len(dst)))
 		le.PutUint16(dst[4:], uint16(n+1))
 		e := dst[len(rec):]
 		le.PutUint16(e[0:], ElemNSELUser)
 		le.PutUint16(e[2:], UserElementSize)
-		clear(e[ElementHeaderSize:])
 		copy(e[ElementHeaderSize:ElementHeaderSize+MaxUserNameLen], name)
 	}
 	switch {
@@ -230,7 +412,7 @@ func relabel(wr *Writer, rec []byte, f *Flow, label LabelFunc, opts *RewriteOpti
 	default:
 		st.Inserted++
 	}
-	return nil
+	return out, nil
 }
 
 // setUserElements overwrites the name of every username element of a

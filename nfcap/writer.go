@@ -38,7 +38,10 @@ type WriterOptions struct {
 // Writer writes a layout-2 nfdump file. Records are packed into blocks of
 // at most BlockSize plain bytes, compressed on parallel workers and written
 // in order; the header is written last, by Close. Memory is bounded by a few
-// blocks. A Writer is not safe for concurrent use.
+// blocks. When the destination is a file (it has an Fd method), each block
+// is handed to the kernel's writeback as soon as it is written (Linux
+// sync_file_range), so that a final fsync has little left to wait for. A
+// Writer is not safe for concurrent use.
 type Writer struct {
 	w    io.WriterAt
 	opts WriterOptions
@@ -58,6 +61,10 @@ type Writer struct {
 	failed  atomic.Bool
 	closed  bool
 	aborted bool
+
+	// fd is set when w is a file: blocks are then handed to the kernel's
+	// writeback as soon as they are written.
+	fd interface{ Fd() uintptr }
 
 	// written by the writer goroutine, read after wg.Wait
 	off       int64
@@ -115,6 +122,9 @@ func NewWriter(w io.WriterAt, opts WriterOptions) (*Writer, error) {
 	for i := 0; i < 2*workers+1; i++ {
 		wr.free <- &wblock{}
 	}
+	if fd, ok := w.(interface{ Fd() uintptr }); ok {
+		wr.fd = fd
+	}
 	// Reserve the header now so a reader of a half-written file sees zeros,
 	// not garbage; Close writes the real one.
 	if _, err := w.WriteAt(make([]byte, HeaderSize), 0); err != nil {
@@ -169,7 +179,11 @@ func (wr *Writer) writeLoop() {
 			if err != nil {
 				wr.setErr(fmt.Errorf("writing block %d at offset %d: %w", wr.numBlocks, wr.off, err))
 			} else {
-				wr.off += BlockHeaderSize + int64(len(b.stored))
+				n := BlockHeaderSize + int64(len(b.stored))
+				if wr.fd != nil {
+					startWriteback(wr.fd.Fd(), wr.off, n)
+				}
+				wr.off += n
 				wr.numBlocks++
 			}
 		}

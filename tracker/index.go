@@ -96,6 +96,10 @@ type Index struct {
 	addrs     map[[16]byte]span
 	cands     []cand
 	addrCands []addrCand
+	// ports has a bit set for every local port some TCP (ports[0]) or UDP
+	// (ports[1]) binding uses: most lookups of a flow's remote side end
+	// here without hashing an address.
+	ports [2][65536 / 64]uint64
 }
 
 type (
@@ -247,6 +251,9 @@ func (ib *IndexBuilder) Build(opts IndexOptions) *Index {
 		from, until := nanoRange(b.From, b.Until)
 		c := cand{from: from, until: until, idx: int32(i), host: ib.hostIDs[b.Host]}
 		la := b.Local.Addr()
+		if pi := portIndex(b.Proto); pi >= 0 {
+			ix.ports[pi][b.Local.Port()/64] |= 1 << (b.Local.Port() % 64)
+		}
 		switch {
 		case b.Connected():
 			k := key5{local: la.As16(), remote: b.Remote.Addr().As16(), lport: b.Local.Port(), rport: b.Remote.Port(), proto: b.Proto}
@@ -356,9 +363,23 @@ func (ix *Index) Lookup(k FlowKey, first, last time.Time) Match {
 	return Match{}
 }
 
+// portIndex returns the row of Index.ports for proto, or -1.
+func portIndex(p Proto) int {
+	switch p {
+	case ProtoTCP:
+		return 0
+	case ProtoUDP:
+		return 1
+	}
+	return -1
+}
+
 func (ix *Index) side(proto Proto, local, remote netip.AddrPort, w *window) Match {
 	la := local.Addr()
 	if !la.IsValid() {
+		return Match{}
+	}
+	if pi, lp := portIndex(proto), local.Port(); pi < 0 || ix.ports[pi][lp/64]&(1<<(lp%64)) == 0 {
 		return Match{}
 	}
 	la16 := la.As16()

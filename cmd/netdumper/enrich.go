@@ -44,6 +44,7 @@ type enrichOptions struct {
 	services  string
 	wait      time.Duration
 	sourceFns []func(*enrichOptions) ([]enrich.Source, error) // added by other source kinds
+	trackers  trackerFlags
 }
 
 func newEnrichCmd(e env) *cobra.Command {
@@ -115,6 +116,8 @@ reason), 2 usage error.`,
 	f.DurationVar(&o.since, "since", 24*time.Hour, "with --watch: at start, take files modified this recently (0: all)")
 	f.DurationVar(&o.wait, "wait", 0, "wait this long before starting (from nfcapd -x: let the trackers record the interval's last seconds)")
 	f.StringVar(&o.services, "services", "/etc/services", "services `FILE` for {service} (built-in table when missing)")
+	o.trackers.bind(f)
+	o.sourceFns = append(o.sourceFns, trackerSources(e))
 	return cmd
 }
 
@@ -416,7 +419,9 @@ func runWatch(ctx context.Context, e env, o *enrichOptions, job *enrich.Job, log
 }
 
 // localDaemonSource returns how the local store source reaches a running
-// daemon that holds the store; set once the remote API exists.
-func localDaemonSource(env) func(context.Context, tracker.DaemonInfo) (enrich.Source, error) {
-	return nil
+// daemon that holds the store: its API, as serve.json describes it.
+func localDaemonSource(e env) func(context.Context, tracker.DaemonInfo) (enrich.Source, error) {
+	return func(_ context.Context, info tracker.DaemonInfo) (enrich.Source, error) {
+		return daemonClientFor(e, info, slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	}
 }

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/netdumper/netdumper/internal/fixtures"
 )
 
 // TestHelperProcessNetdumper is not a test: it runs netdumper when the test
@@ -93,22 +95,8 @@ func runNfdump(t testing.TB, tz string, args ...string) string {
 	return string(out)
 }
 
-// fixturesDir returns ../shared/fixtures next to the repository (or
-// $NETDUMPER_FIXTURES), or skips the test.
-func fixturesDir(t testing.TB) string {
-	t.Helper()
-	if d := os.Getenv("NETDUMPER_FIXTURES"); d != "" {
-		return d
-	}
-	d, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "fixtures"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(d); err != nil {
-		t.Skipf("fixtures not found at %s (set NETDUMPER_FIXTURES): %v", d, err)
-	}
-	return d
-}
+// fixturesDir returns the shared fixture directory.
+func fixturesDir(t testing.TB) string { return fixtures.Dir(t) }
 
 func fixtureFiles(t testing.TB) []string {
 	t.Helper()

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/netdumper/netdumper/internal/services"
@@ -121,32 +122,55 @@ func (s *Summary) MatchRate() float64 {
 
 // Plan is one file prepared for enrichment: its time window and the index
 // of the bindings that overlap it. Its Label method is the labelling
-// function handed to nfcap.Rewrite, and it counts what it sees.
+// function handed to nfcap.Rewrite, and it counts what it sees; NewLabel
+// gives more labelling functions for parallel workers, whose counts
+// Summary adds up.
 type Plan struct {
-	job     *Job
-	Path    string
-	First   time.Time
-	Last    time.Time
-	Index   *tracker.Index
-	summary Summary
+	job   *Job
+	Path  string
+	First time.Time
+	Last  time.Time
+	Index *tracker.Index
 
+	base   *labeler
+	mu     sync.Mutex
+	forks  []*labeler
+	header Summary
+}
+
+// labeler labels flows for one goroutine: its caches and counters are its
+// own; the index is shared (read-only).
+type labeler struct {
+	p         *Plan
+	counts    Summary
 	buf       []byte
 	fields    LabelFields
 	cache     map[*tracker.Binding]string
 	unknown   map[unknownKey]string
 	unmatched map[endpointKey]int64
+	lastAddr  [2]netip.Addr
+	lastOwned [2]bool
 }
 
 type unknownKey struct{ service, host string }
 
 type endpointKey struct {
-	proto uint8
-	addr  netip.Addr
+	addr  [16]byte
 	port  uint16
+	proto uint8
 	local bool
 }
 
 const maxUnmatchedKeys = 1 << 16
+
+func (p *Plan) newLabeler() *labeler {
+	return &labeler{
+		p:         p,
+		cache:     make(map[*tracker.Binding]string),
+		unknown:   make(map[unknownKey]string),
+		unmatched: make(map[endpointKey]int64),
+	}
+}
 
 // Window returns the time window of the flows of an nfdump file: from its
 // stat record, or from the flows themselves when the file has none.
@@ -199,100 +223,120 @@ func (j *Job) Prepare(ctx context.Context, path string) (*Plan, error) {
 		}
 	}
 	ix := ib.Build(tracker.IndexOptions{Tolerance: j.opts.Tolerance})
-	p := &Plan{
-		job: j, Path: path, First: first, Last: last, Index: ix,
-		cache:     make(map[*tracker.Binding]string),
-		unknown:   make(map[unknownKey]string),
-		unmatched: make(map[endpointKey]int64),
-	}
-	p.summary = Summary{Path: path, First: first, Last: last, Bindings: ix.Len()}
+	p := &Plan{job: j, Path: path, First: first, Last: last, Index: ix}
+	p.base = p.newLabeler()
+	p.header = Summary{Path: path, First: first, Last: last, Bindings: ix.Len()}
 	return p, nil
 }
 
 // Label returns the label of a flow: the label template for the binding
 // that matched, else the unknown template (if any). It counts the match.
-func (p *Plan) Label(f *nfcap.Flow) (string, bool) {
-	p.summary.Flows++
+// It is not safe for concurrent use; see NewLabel.
+func (p *Plan) Label(f *nfcap.Flow) (string, bool) { return p.base.label(f) }
+
+// NewLabel returns another labelling function with its own caches and
+// counters, for one more goroutine; Summary includes its counts.
+func (p *Plan) NewLabel() nfcap.LabelFunc {
+	l := p.newLabeler()
+	p.mu.Lock()
+	p.forks = append(p.forks, l)
+	p.mu.Unlock()
+	return l.label
+}
+
+func (l *labeler) label(f *nfcap.Flow) (string, bool) {
+	opts := &l.p.job.opts
+	l.counts.Flows++
 	key := tracker.FlowKey{
 		Proto: tracker.Proto(f.Proto),
 		Src:   netip.AddrPortFrom(f.SrcAddr, f.SrcPort),
 		Dst:   netip.AddrPortFrom(f.DstAddr, f.DstPort),
 	}
 	first, last := f.First(), f.Last()
-	m := p.Index.Lookup(key, first, last)
+	m := l.p.Index.Lookup(key, first, last)
 	if m.OK() {
 		switch m.Kind {
 		case tracker.MatchExact:
-			p.summary.Exact++
+			l.counts.Exact++
 		case tracker.MatchListener:
-			p.summary.Listener++
+			l.counts.Listener++
 		default:
-			p.summary.Wildcard++
+			l.counts.Wildcard++
 		}
-		if s, ok := p.cache[m.Binding]; ok {
+		if s, ok := l.cache[m.Binding]; ok {
 			return s, true
 		}
 		b := m.Binding
 		o := b.Owner
-		p.fields = LabelFields{Process: o.Name, PID: o.PID, User: o.User, UID: o.UID, Exe: o.Exe,
-			Container: o.Container, Host: b.Host, Service: p.job.opts.Services.ForFlow(f.Proto, f.SrcPort, f.DstPort)}
-		p.buf = p.job.opts.Label.Append(p.buf[:0], &p.fields)
-		s := nfcap.CleanLabel(string(p.buf))
-		if !p.job.opts.Label.Uses("service") {
-			p.cache[m.Binding] = s
+		l.fields = LabelFields{Process: o.Name, PID: o.PID, User: o.User, UID: o.UID, Exe: o.Exe,
+			Container: o.Container, Host: b.Host}
+		usesService := opts.Label.Uses("service")
+		if usesService {
+			l.fields.Service = opts.Services.ForFlow(f.Proto, f.SrcPort, f.DstPort)
+		}
+		l.buf = opts.Label.Append(l.buf[:0], &l.fields)
+		s := nfcap.CleanLabel(string(l.buf))
+		if !usesService {
+			l.cache[m.Binding] = s
 		}
 		return s, true
 	}
-	p.summary.Unmatched++
-	p.countUnmatched(f, first, last)
-	if p.job.opts.Unknown == nil {
+	l.counts.Unmatched++
+	l.countUnmatched(f, first, last)
+	if opts.Unknown == nil {
 		return "", false
 	}
-	svc := p.job.opts.Services.ForFlow(f.Proto, f.SrcPort, f.DstPort)
+	svc := opts.Services.ForFlow(f.Proto, f.SrcPort, f.DstPort)
 	if svc == "" {
 		svc = "-"
 	}
 	host := ""
-	if p.job.opts.Unknown.Uses("host") {
-		if h, ok := p.Index.Owner(f.SrcAddr, first, last); ok {
+	if opts.Unknown.Uses("host") {
+		if h, ok := l.p.Index.Owner(f.SrcAddr, first, last); ok {
 			host = h
-		} else if h, ok := p.Index.Owner(f.DstAddr, first, last); ok {
+		} else if h, ok := l.p.Index.Owner(f.DstAddr, first, last); ok {
 			host = h
 		}
 	}
 	k := unknownKey{svc, host}
-	if s, ok := p.unknown[k]; ok {
+	if s, ok := l.unknown[k]; ok {
 		return s, true
 	}
-	p.fields = LabelFields{Service: svc, Host: host}
-	p.buf = p.job.opts.Unknown.Append(p.buf[:0], &p.fields)
-	s := nfcap.CleanLabel(string(p.buf))
-	p.unknown[k] = s
+	l.fields = LabelFields{Service: svc, Host: host}
+	l.buf = opts.Unknown.Append(l.buf[:0], &l.fields)
+	s := nfcap.CleanLabel(string(l.buf))
+	l.unknown[k] = s
 	return s, true
 }
 
-func (p *Plan) countUnmatched(f *nfcap.Flow, first, last time.Time) {
+func (l *labeler) countUnmatched(f *nfcap.Flow, first, last time.Time) {
 	var k endpointKey
 	switch {
-	case p.owns(f.SrcAddr, first, last):
-		k = endpointKey{f.Proto, f.SrcAddr, f.SrcPort, true}
-	case p.owns(f.DstAddr, first, last):
-		k = endpointKey{f.Proto, f.DstAddr, f.DstPort, true}
+	case l.owns(0, f.SrcAddr, first, last):
+		k = endpointKey{f.SrcAddr.As16(), f.SrcPort, f.Proto, true}
+	case l.owns(1, f.DstAddr, first, last):
+		k = endpointKey{f.DstAddr.As16(), f.DstPort, f.Proto, true}
 	case f.SrcPort != 0 && f.SrcPort < f.DstPort:
-		k = endpointKey{f.Proto, f.SrcAddr, f.SrcPort, false}
+		k = endpointKey{f.SrcAddr.As16(), f.SrcPort, f.Proto, false}
 	default:
-		k = endpointKey{f.Proto, f.DstAddr, f.DstPort, false}
+		k = endpointKey{f.DstAddr.As16(), f.DstPort, f.Proto, false}
 	}
 	if f.IsICMP() {
 		k.port = 0
 	}
-	if _, ok := p.unmatched[k]; ok || len(p.unmatched) < maxUnmatchedKeys {
-		p.unmatched[k]++
+	if _, ok := l.unmatched[k]; ok || len(l.unmatched) < maxUnmatchedKeys {
+		l.unmatched[k]++
 	}
 }
 
-func (p *Plan) owns(a netip.Addr, first, last time.Time) bool {
-	_, ok := p.Index.Owner(a, first, last)
+// owns reports whether a host owned a, remembering the last answer per
+// side: consecutive flows often share their addresses.
+func (l *labeler) owns(side int, a netip.Addr, first, last time.Time) bool {
+	if a == l.lastAddr[side] && a.IsValid() {
+		return l.lastOwned[side]
+	}
+	_, ok := l.p.Index.Owner(a, first, last)
+	l.lastAddr[side], l.lastOwned[side] = a, ok
 	return ok
 }
 
@@ -308,17 +352,31 @@ func (p *Plan) Effective(f *nfcap.Flow, label string, ok bool) string {
 	return ""
 }
 
-// Summary returns the counters so far.
+// Summary returns the counters so far, of every labelling function.
 func (p *Plan) Summary() Summary {
-	s := p.summary
-	s.TopUnmatched = p.top(p.job.opts.TopN)
+	s := p.header
+	p.mu.Lock()
+	all := append([]*labeler{p.base}, p.forks...)
+	p.mu.Unlock()
+	unmatched := map[endpointKey]int64{}
+	for _, l := range all {
+		s.Flows += l.counts.Flows
+		s.Exact += l.counts.Exact
+		s.Listener += l.counts.Listener
+		s.Wildcard += l.counts.Wildcard
+		s.Unmatched += l.counts.Unmatched
+		for k, n := range l.unmatched {
+			unmatched[k] += n
+		}
+	}
+	s.TopUnmatched = top(unmatched, p.job.opts.TopN)
 	return s
 }
 
-func (p *Plan) top(n int) []Endpoint {
-	eps := make([]Endpoint, 0, len(p.unmatched))
-	for k, c := range p.unmatched {
-		eps = append(eps, Endpoint{Proto: protoName(k.proto), Addr: k.addr, Port: k.port, Local: k.local, Flows: c})
+func top(m map[endpointKey]int64, n int) []Endpoint {
+	eps := make([]Endpoint, 0, len(m))
+	for k, c := range m {
+		eps = append(eps, Endpoint{Proto: protoName(k.proto), Addr: netip.AddrFrom16(k.addr).Unmap(), Port: k.port, Local: k.local, Flows: c})
 	}
 	slices.SortFunc(eps, func(a, b Endpoint) int {
 		if c := cmp.Compare(b.Flows, a.Flows); c != 0 {
@@ -359,7 +417,7 @@ func (j *Job) Run(ctx context.Context, path string, progress func(done, total in
 	}
 	st, err := nfcap.RewriteFile(ctx, path, p.Label, nfcap.RewriteOptions{
 		Overwrite: j.opts.Overwrite, Recompress: j.opts.Recompress, Compression: j.opts.Compression,
-		Progress: progress,
+		Progress: progress, NewLabel: p.NewLabel,
 	})
 	s := p.Summary()
 	s.Written = st

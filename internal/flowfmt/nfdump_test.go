@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netdumper/netdumper/internal/fixtures"
 	"github.com/netdumper/netdumper/nfcap"
 )
 
@@ -29,38 +30,18 @@ func nfdumpBin(t testing.TB) string {
 	return p
 }
 
-// moduleRoot finds the directory holding go.mod.
+// moduleRoot returns the directory of go.mod.
 func moduleRoot(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	d, err := fixtures.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
+	return d
 }
 
-// fixturesDir returns ../shared/fixtures relative to the module root (or
-// $NETDUMPER_FIXTURES), or skips the test when it does not exist.
-func fixturesDir(t testing.TB) string {
-	t.Helper()
-	dir := os.Getenv("NETDUMPER_FIXTURES")
-	if dir == "" {
-		dir = filepath.Join(moduleRoot(t), "..", "shared", "fixtures")
-	}
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("fixtures not found at %s (set NETDUMPER_FIXTURES): %v", dir, err)
-	}
-	return dir
-}
+// fixturesDir returns the shared fixture directory.
+func fixturesDir(t testing.TB) string { return fixtures.Dir(t) }
 
 // fixtureFiles lists the layout-2 fixtures (*.nf at the top level).
 func fixtureFiles(t testing.TB) []string {

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/netdumper/netdumper/remote"
+	"github.com/netdumper/netdumper/tracker"
+)
+
+// fakeScanner returns a fixed snapshot.
+type fakeScanner struct {
+	mu   sync.Mutex
+	snap tracker.Snapshot
+}
+
+func (f *fakeScanner) Scan(ctx context.Context) (*tracker.Snapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.snap
+	s.Sockets = slices.Clone(s.Sockets)
+	return &s, nil
+}
+
+var cmdT0 = time.Date(2023, 11, 14, 22, 0, 0, 0, time.UTC)
+
+// fakeTracker returns a tracker of host with a listener of process name,
+// after a scan at cmdT0.
+func fakeTracker(t *testing.T, dir, host, name string) *tracker.Tracker {
+	t.Helper()
+	p := &tracker.Process{PID: 42, StartTime: cmdT0.Add(-time.Hour), Name: name, Exe: "/usr/bin/" + name, UID: 0, User: "root"}
+	fs := &fakeScanner{snap: tracker.Snapshot{Time: cmdT0, Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.1")},
+		Sockets: []tracker.Observed{{Socket: tracker.Socket{Proto: tracker.ProtoTCP, Local: netip.MustParseAddrPort("0.0.0.0:22"),
+			State: tracker.StateListen, Inode: 7}, Owner: p}}}}
+	tr, err := tracker.New(tracker.Options{Scanner: fs, StateDir: dir, Host: host, Clock: func() time.Time { return cmdT0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	if err := tr.ScanOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+// serveTracker serves tr on loopback with token until the test ends.
+func serveTracker(t *testing.T, tr *tracker.Tracker, token string) string {
+	t.Helper()
+	srv, err := remote.NewServer(remote.ServerOptions{Source: tr, Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Serve(ctx, ln); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return "http://" + ln.Addr().String()
+}
+
+func writeToken(t *testing.T, tok string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(p, []byte(tok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestBindingsFromTrackers(t *testing.T) {
+	u1 := serveTracker(t, fakeTracker(t, t.TempDir(), "web1", "sshd"), "tok1")
+	u2 := serveTracker(t, fakeTracker(t, t.TempDir(), "db1", "sshd-db"), "tok2")
+	tok1, tok2 := writeToken(t, "tok1"), writeToken(t, "tok2")
+
+	r := runNetdumper(t, "UTC", "bindings", "--tracker", u1, "--token-file", tok1)
+	want := "PROTO  LOCAL       REMOTE  STATE   PID  PROCESS  USER\ntcp    0.0.0.0:22  *       listen  42   sshd     root\n"
+	if r.code != 0 || r.stdout != want {
+		t.Errorf("bindings --tracker: exit %d\n%s\nstderr: %s\nwant:\n%s", r.code, r.stdout, r.stderr, want)
+	}
+	// Two trackers with their own tokens: a HOST column.
+	r = runNetdumper(t, "UTC", "bindings", "--tracker", u1, "--token-file", tok1, "--tracker", u2+"#token-file="+tok2)
+	if r.code != 0 || !strings.Contains(r.stdout, "HOST") || !strings.Contains(r.stdout, "db1 ") || !strings.Contains(r.stdout, "sshd-db") {
+		t.Errorf("two trackers: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// JSON is a bindings file.
+	r = runNetdumper(t, "UTC", "bindings", "--json", "--tracker", u1, "--token-file", tok1)
+	f, err := tracker.ReadFile(strings.NewReader(r.stdout), "stdout")
+	if r.code != 0 || err != nil || len(f.Hosts) != 1 || f.Hosts[0].Host != "web1" || len(f.Hosts[0].Bindings) != 1 {
+		t.Errorf("--json: exit %d, %v\n%s", r.code, err, r.stdout)
+	}
+	// A wrong token fails clearly; a tracker that answers is still shown.
+	r = runNetdumper(t, "UTC", "bindings", "--tracker", u1, "--token-file", tok2, "--tracker", u2+"#token-file="+tok2)
+	if r.code != 1 || !strings.Contains(r.stderr, u1) || !strings.Contains(r.stderr, "unauthorized") || !strings.Contains(r.stdout, "sshd-db") {
+		t.Errorf("wrong token: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+	r = runNetdumper(t, "UTC", "bindings", "--tracker", "web1:7701")
+	if r.code != 2 {
+		t.Errorf("bad URL: exit %d, want 2: %s", r.code, r.stderr)
+	}
+}
+
+func TestExport(t *testing.T) {
+	dir := t.TempDir()
+	tr := fakeTracker(t, dir, "web1", "sshd")
+	var want bytes.Buffer
+	if err := tr.Export(context.Background(), &want, time.Time{}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	url := serveTracker(t, tr, "tok")
+	tok := writeToken(t, "tok")
+
+	// From a tracker.
+	r := runNetdumper(t, "UTC", "bindings", "export", "--tracker", url, "--token-file", tok)
+	if r.code != 0 || r.stdout != want.String() {
+		t.Errorf("export --tracker: exit %d\n%s\nstderr %s\nwant\n%s", r.code, r.stdout, r.stderr, want.String())
+	}
+	// The store is locked by the running tracker: through serve.json.
+	if err := tracker.WriteDaemonInfo(dir, tracker.DaemonInfo{PID: os.Getpid(), Host: "web1", API: url, TokenFile: tok}); err != nil {
+		t.Fatal(err)
+	}
+	r = runNetdumper(t, "UTC", "bindings", "export", "--state", dir, "--from", "2023-11-14T21:00:00Z")
+	if r.code != 0 || r.stdout != want.String() {
+		t.Errorf("export while serve runs: exit %d\n%s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+	// Once the tracker is gone: from the store.
+	tr.Close()
+	r = runNetdumper(t, "UTC", "bindings", "export", "--state", dir, "--to", "1m")
+	if r.code != 0 || r.stdout != want.String() {
+		t.Errorf("export from the store: exit %d\n%s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+	for _, bad := range [][]string{{"--from", "yesterday"}, {"--from", "2023-11-14T22:00:00Z", "--to", "2023-11-14T21:00:00Z"}} {
+		if r := runNetdumper(t, "UTC", append([]string{"bindings", "export", "--state", dir}, bad...)...); r.code != 2 {
+			t.Errorf("export %v: exit %d, want 2", bad, r.code)
+		}
+	}
+}
+
+func TestServeRefusesInsecureListen(t *testing.T) {
+	r := runNetdumper(t, "UTC", "serve", "--state", t.TempDir(), "--listen", "0.0.0.0:7799")
+	if r.code != 2 || !strings.Contains(r.stderr, "non-loopback") || !strings.Contains(r.stderr, "--insecure-no-auth") {
+		t.Errorf("serve on 0.0.0.0 without a token: exit %d, stderr %s", r.code, r.stderr)
+	}
+	r = runNetdumper(t, "UTC", "serve", "--state", t.TempDir(), "--tls-cert", "x.crt")
+	if r.code != 2 {
+		t.Errorf("--tls-cert without --tls-key: exit %d, stderr %s", r.code, r.stderr)
+	}
+	r = runNetdumper(t, "UTC", "serve", "--state", t.TempDir(), "--log-format", "xml")
+	if r.code != 2 {
+		t.Errorf("--log-format xml: exit %d, stderr %s", r.code, r.stderr)
+	}
+}

@@ -1,0 +1,75 @@
+package enrich
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/netdumper/netdumper/internal/fixtures"
+	"github.com/netdumper/netdumper/nfcap"
+)
+
+// benchInputs returns the 1M-record benchmark file and a 10,000-binding
+// file made for it by bench/mkbindings, or skips.
+func benchInputs(b *testing.B) (nf, bindings string) {
+	dir := os.Getenv("NETDUMPER_BENCH_DATA")
+	root, err := fixtures.ModuleRoot()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if dir == "" {
+		dir = filepath.Join(root, "bench", "data")
+	}
+	nf = filepath.Join(dir, "v9-bench-1000000.lz4.nf")
+	if _, err := os.Stat(nf); err != nil {
+		b.Skipf("%s missing: run make bench-data", nf)
+	}
+	bindings = filepath.Join(b.TempDir(), "bindings.json")
+	cmd := exec.Command("go", "run", "./bench/mkbindings", nf, bindings)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("mkbindings: %v\n%s", err, out)
+	}
+	return nf, bindings
+}
+
+// BenchmarkPlanLabel measures the labelling of one flow (index lookup,
+// template, counters) with 10,000 bindings, over the flows of the 1M file.
+func BenchmarkPlanLabel(b *testing.B) {
+	nf, bindings := benchInputs(b)
+	job, err := NewJob(Options{Sources: []Source{NewBindingsFile(bindings)}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := job.Prepare(context.Background(), nf)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := nfcap.OpenFile(nf, nfcap.ReaderOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var flows []nfcap.Flow
+	for f, err := range r.Flows() {
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(flows) == 200000 {
+			break
+		}
+		c := *f
+		c.Raw = nil
+		flows = append(flows, c)
+	}
+	r.Close()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		p.Label(&flows[i%len(flows)])
+	}
+	b.StopTimer()
+	s := p.Summary()
+	b.ReportMetric(100*s.MatchRate(), "%matched")
+}

@@ -1,0 +1,147 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netdumper/netdumper/tracker"
+)
+
+func TestParseTarget(t *testing.T) {
+	tests := []struct {
+		in            string
+		url, tokFile  string
+		wantErrSubstr string
+	}{
+		{in: "http://127.0.0.1:7701", url: "http://127.0.0.1:7701"},
+		{in: "https://web1:7701#token-file=/etc/netdumper/web1.token", url: "https://web1:7701", tokFile: "/etc/netdumper/web1.token"},
+		{in: "https://web1:7701/#token-file=a%20b", url: "https://web1:7701/", tokFile: "a b"},
+		{in: "web1:7701", wantErrSubstr: "http://"},
+		{in: "https://web1:7701#token=abc", wantErrSubstr: `unknown option "token"`},
+		{in: "https://web1:7701#token-file=", wantErrSubstr: "one path"},
+		{in: "https://#token-file=x", wantErrSubstr: "no host"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := ParseTarget(tc.in)
+			if tc.wantErrSubstr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErrSubstr) {
+					t.Fatalf("ParseTarget = %+v, %v; want an error with %q", got, err, tc.wantErrSubstr)
+				}
+				return
+			}
+			if err != nil || got.URL != tc.url || got.TokenFile != tc.tokFile {
+				t.Fatalf("ParseTarget = %+v, %v; want %s and %q", got, err, tc.url, tc.tokFile)
+			}
+		})
+	}
+}
+
+// TestPoolRoutesByAddressOwnership runs two trackers whose hosts both
+// listen on 0.0.0.0:8080; flows to each host's address go to that host.
+// A third tracker is down: it is reported once, and the others answer.
+func TestPoolRoutesByAddressOwnership(t *testing.T) {
+	a := newTestTracker(t, "hostA", "", tracker.Options{})
+	b := newTestTracker(t, "hostB", "", tracker.Options{})
+	webA, webB, cli := proc(10, "web-a"), proc(20, "web-b"), proc(21, "client-b")
+	for range 3 {
+		a.step(t, addrs("192.0.2.1"), listen("0.0.0.0:8080", 1, webA))
+		b.step(t, addrs("192.0.2.2"), listen("0.0.0.0:8080", 1, webB),
+			conn("192.0.2.2:40000", "192.0.2.1:8080", 2, cli))
+	}
+	const tokA, tokB = "token-of-a", "token-of-b"
+	sa := startServer(t, ServerOptions{Source: a, Token: tokA})
+	sb := startServer(t, ServerOptions{Source: b, Token: tokB})
+	dead := mustListen(t)
+	deadURL := "http://" + dead.Addr().String()
+	dead.Close()
+
+	var logs syncBuffer
+	pool, err := NewPool([]Target{{URL: sa.URL, Token: tokA}, {URL: deadURL}, {URL: sb.URL}},
+		ClientOptions{Token: tokB, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var ix *tracker.Index
+	for range 3 {
+		ix, err = pool.Index(ctx, at(0), at(3), tracker.IndexOptions{})
+		var pe *PoolError
+		if !errors.As(err, &pe) || len(pe.Failed) != 1 || pe.Failed[0].URL != deadURL {
+			t.Fatalf("Index error = %v, want the dead tracker only", err)
+		}
+	}
+	if n := strings.Count(logs.String(), "tracker unreachable"); n != 1 || !strings.Contains(logs.String(), deadURL) {
+		t.Errorf("the dead tracker was reported %d times, want once with its URL:\n%s", n, logs.String())
+	}
+	key := func(src, dst string) tracker.FlowKey {
+		return tracker.FlowKey{Proto: tracker.ProtoTCP, Src: ap(src), Dst: ap(dst)}
+	}
+	tests := []struct {
+		name       string
+		flow       tracker.FlowKey
+		host, proc string
+		kind       tracker.MatchKind
+	}{
+		{"server side of A", key("192.0.2.1:8080", "192.0.2.2:40000"), "hostA", "web-a", tracker.MatchWildcard},
+		{"client side on B", key("192.0.2.2:40000", "192.0.2.1:8080"), "hostB", "client-b", tracker.MatchExact},
+		{"to B's server", key("198.51.100.9:5000", "192.0.2.2:8080"), "hostB", "web-b", tracker.MatchWildcard},
+		{"to A's server", key("198.51.100.9:5000", "192.0.2.1:8080"), "hostA", "web-a", tracker.MatchWildcard},
+		{"to neither", key("198.51.100.9:5000", "192.0.2.3:8080"), "", "", tracker.MatchNone},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := ix.Lookup(tc.flow, at(2), at(2))
+			if m.Kind != tc.kind {
+				t.Fatalf("match %v, want %v", m.Kind, tc.kind)
+			}
+			if tc.kind == tracker.MatchNone {
+				return
+			}
+			if m.Binding.Host != tc.host || m.Binding.Owner.Name != tc.proc {
+				t.Errorf("matched %s on %s, want %s on %s", m.Binding.Owner.Name, m.Binding.Host, tc.proc, tc.host)
+			}
+		})
+	}
+
+	// Pool.Add (for enrich) gives the same, and Bindings the current views.
+	ib := tracker.NewIndexBuilder()
+	if err := pool.Add(ctx, ib, at(0), at(3)); err == nil {
+		t.Error("Add hid the dead tracker")
+	}
+	if got := ib.Build(tracker.IndexOptions{}).Hosts(); len(got) != 2 {
+		t.Errorf("Add indexed hosts %v, want hostA and hostB", got)
+	}
+	views, err := pool.Bindings(ctx)
+	if err == nil || views[0] == nil || views[1] != nil || views[2] == nil || views[2].Host != "hostB" {
+		t.Errorf("Bindings = %v, %v", views, err)
+	}
+}
+
+func TestPoolSameHostNames(t *testing.T) {
+	a := newTestTracker(t, "localhost", "", tracker.Options{})
+	b := newTestTracker(t, "localhost", "", tracker.Options{})
+	a.step(t, addrs("192.0.2.1"), listen("0.0.0.0:80", 1, proc(1, "a")))
+	b.step(t, addrs("192.0.2.2"), listen("0.0.0.0:80", 1, proc(2, "b")))
+	sa, sb := startServer(t, ServerOptions{Source: a}), startServer(t, ServerOptions{Source: b})
+	pool, err := NewPool([]Target{{URL: sa.URL}, {URL: sb.URL}}, ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix, err := pool.Index(context.Background(), time.Time{}, time.Time{}, tracker.IndexOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each keeps its own addresses: a flow to 192.0.2.2 is b's.
+	m := ix.Lookup(tracker.FlowKey{Proto: tracker.ProtoTCP, Src: ap("198.51.100.1:1000"), Dst: ap("192.0.2.2:80")}, at(1), at(1))
+	if !m.OK() || m.Binding.Owner.Name != "b" || !strings.HasPrefix(m.Binding.Host, "localhost@") {
+		t.Errorf("match %+v, want b on a renamed host", m)
+	}
+	if _, err := NewPool([]Target{{URL: sa.URL}, {URL: sa.URL + "/"}}, ClientOptions{}); err == nil {
+		t.Error("the same tracker twice accepted")
+	}
+}
