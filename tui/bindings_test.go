@@ -67,15 +67,6 @@ func TestFilterTerms(t *testing.T) {
 	}
 }
 
-// visibleKeys returns the local endpoints of the filtered rows, in order.
-func visibleKeys(s *bindingsScreen) []string {
-	out := make([]string, len(s.vis))
-	for i, r := range s.vis {
-		out[i] = r.cells[colLocal]
-	}
-	return out
-}
-
 func TestBindingsFilterAsYouType(t *testing.T) {
 	src := newFakeSource("fake", genBindings(1000))
 	h := newHarness(t, Options{Sources: []BindingsSource{src}, Start: "bindings"})

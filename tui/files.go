@@ -103,8 +103,6 @@ func (s *filesScreen) setSize(w, h int) {
 
 func (s *filesScreen) rowsHeight() int { return max(1, s.height-3) }
 
-func (s *filesScreen) focused() bool { return false }
-
 func (s *filesScreen) list() tea.Cmd {
 	s.gen++
 	s.listing = true

@@ -123,13 +123,6 @@ func (ff *flowFile) progress() indexProgress {
 	return ff.prog
 }
 
-// indexed returns the number of flow records indexed so far.
-func (ff *flowFile) indexed() int {
-	ff.mu.Lock()
-	defer ff.mu.Unlock()
-	return ff.prog.flows
-}
-
 // blockOf returns the block holding flow record n.
 func (ff *flowFile) blockOf(n int) (blockInfo, bool) {
 	ff.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/netdumper/netdumper/remote"
 	"github.com/netdumper/netdumper/tracker"
 )
 
@@ -198,3 +199,88 @@ func (s *TrackerSource) Closed(ctx context.Context, from, to time.Time) ([]track
 const maxClosed = 100_000
 
 var errStop = errors.New("stop")
+
+// MirrorSource adapts a remote.Mirror (a remote tracker's bindings, kept
+// current by its event stream) to BindingsSource. The caller runs the
+// mirror.
+type MirrorSource struct {
+	m    *remote.Mirror
+	name string
+	now  func() time.Time
+}
+
+// NewMirrorSource returns a source over m, named name in the status line
+// (the tracker's URL when empty).
+func NewMirrorSource(m *remote.Mirror, name string) *MirrorSource {
+	if name == "" {
+		name = m.Client().URL()
+	}
+	return &MirrorSource{m: m, name: name, now: time.Now}
+}
+
+// Name implements BindingsSource.
+func (s *MirrorSource) Name() string { return s.name }
+
+// Current implements BindingsSource.
+func (s *MirrorSource) Current() *tracker.View { return s.m.Current() }
+
+// Wait implements BindingsSource: it returns when the mirror changes, or
+// after a few seconds (so the status line's ages stay current).
+func (s *MirrorSource) Wait(ctx context.Context) error {
+	t := time.NewTimer(2 * time.Second)
+	defer t.Stop()
+	select {
+	case <-s.m.Updates():
+		return nil
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Health implements BindingsSource from the mirror's connection status.
+func (s *MirrorSource) Health() Health {
+	st := s.m.Status()
+	v := s.m.Current()
+	switch {
+	case st.Connected:
+		n := 0
+		if v != nil {
+			n = len(v.Bindings)
+		}
+		d := fmt.Sprintf("%d bindings, live", n)
+		if st.Host != "" {
+			d = st.Host + ": " + d
+		}
+		return Health{HealthOK, d}
+	case st.Err != nil && v != nil:
+		return Health{HealthStale, "reconnecting (" + st.Err.Error() + "); showing the last bindings"}
+	case st.Err != nil:
+		return Health{HealthDown, st.Err.Error() + "; retrying"}
+	}
+	return Health{HealthConnecting, "connecting"}
+}
+
+// Closed implements BindingsSource from the tracker's history.
+func (s *MirrorSource) Closed(ctx context.Context, from, to time.Time) ([]tracker.Binding, error) {
+	var out []tracker.Binding
+	err := s.m.Client().History(ctx, from, to, func(host string, _ *tracker.AddrInterval, b *tracker.Binding) error {
+		if b == nil || b.Until.IsZero() || b.Until.Before(from) || b.Until.After(to) {
+			return nil
+		}
+		c := *b
+		if c.Host == "" {
+			c.Host = host
+		}
+		out = append(out, c)
+		if len(out) >= maxClosed {
+			return errStop
+		}
+		return nil
+	})
+	if errors.Is(err, errStop) {
+		err = nil
+	}
+	return out, err
+}

@@ -3,11 +3,14 @@ package tui
 import (
 	"context"
 	"errors"
+	"net"
+	"net/http"
 	"net/netip"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/netdumper/netdumper/remote"
 	"github.com/netdumper/netdumper/tracker"
 )
 
@@ -120,5 +123,94 @@ func TestTrackerSource(t *testing.T) {
 	cancel2()
 	if err := src.Wait(c2); !errors.Is(err, context.Canceled) {
 		t.Errorf("Wait after cancel: %v", err)
+	}
+}
+
+func TestMirrorSource(t *testing.T) {
+	t0 := time.Now().UTC().Add(-10 * time.Second).Truncate(time.Second)
+	sc := &scriptScanner{snaps: []*tracker.Snapshot{snapshot(t0, 80, 443), snapshot(t0.Add(time.Second), 443)}}
+	trk, err := tracker.New(tracker.Options{Scanner: sc, Host: "remotehost", Interval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer trk.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := trk.ScanOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := remote.NewServer(remote.ServerOptions{Source: trk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	serve := func(ln net.Listener) *http.Server {
+		hs := &http.Server{Handler: srv}
+		go hs.Serve(ln)
+		return hs
+	}
+	hs := serve(ln)
+	defer func() { hs.Close() }()
+
+	c, err := remote.NewClient("http://"+addr, remote.ClientOptions{Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := remote.NewMirror(c, remote.MirrorOptions{MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.Run(ctx)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	src := NewMirrorSource(m, "")
+	if src.Name() != "http://"+addr {
+		t.Errorf("name %q", src.Name())
+	}
+	waitHealth := func(what string, ok func(Health, *tracker.View) bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !ok(src.Health(), src.Current()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s: health %+v", what, src.Health())
+			}
+			wctx, wcancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			src.Wait(wctx)
+			wcancel()
+		}
+	}
+	waitHealth("the first sync", func(h Health, v *tracker.View) bool {
+		return h.State == HealthOK && v != nil && len(v.Bindings) == 2
+	})
+	hs.Close()
+	waitHealth("the disconnect", func(h Health, v *tracker.View) bool {
+		return h.State == HealthStale && v != nil && len(v.Bindings) == 2
+	})
+	// Changes made while the tracker was unreachable arrive after the
+	// reconnection.
+	if err := trk.ScanOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("cannot listen on %s again: %v", addr, err)
+	}
+	hs = serve(ln)
+	waitHealth("the reconnection", func(h Health, v *tracker.View) bool {
+		return h.State == HealthOK && v != nil && len(v.Bindings) == 1
+	})
+	closed, err := src.Closed(ctx, t0.Add(-time.Minute), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(closed) != 1 || closed[0].Local.Port() != 80 || closed[0].Host != "remotehost" {
+		t.Fatalf("closed: %+v", closed)
 	}
 }

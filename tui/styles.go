@@ -24,12 +24,6 @@ func paintOf(st lipgloss.Style) paint {
 	return paint{pre: s[:i], post: s[i+len(mark):]}
 }
 
-func (p paint) wrap(dst []byte, s string) []byte {
-	dst = append(dst, p.pre...)
-	dst = append(dst, s...)
-	return append(dst, p.post...)
-}
-
 func (p paint) render(s string) string {
 	if p.pre == "" && p.post == "" {
 		return s

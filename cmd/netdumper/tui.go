@@ -20,6 +20,7 @@ import (
 	"github.com/netdumper/netdumper/internal/enrich"
 	"github.com/netdumper/netdumper/internal/nfdir"
 	"github.com/netdumper/netdumper/internal/services"
+	"github.com/netdumper/netdumper/remote"
 	"github.com/netdumper/netdumper/tracker"
 	"github.com/netdumper/netdumper/tui"
 )
@@ -33,7 +34,7 @@ const (
 
 type tuiOptions struct {
 	dir       string
-	trackers  []string
+	trackers  trackerFlags
 	bindings  []string
 	state     string
 	label     string
@@ -61,18 +62,21 @@ current directory has no nfcapd.* files of its own but has testdata/flows)
 a temporary copy of the sample directory testdata/flows is used instead, so
 that commits leave the tree alone; its path is printed on exit.
 
-Bindings for the preview and the commit: every --bindings FILE; without
---bindings, DIR/bindings.json when there is one (the sample directory has
-one, so the sample files show real matches); and the history of the live
-tracker.
+Live bindings (the Bindings screen), in this order of preference:
+  --tracker URL...   those trackers (netdumper serve on other hosts), each
+                     followed live through its event stream;
+  a running serve    when "netdumper serve" runs with --state (serve.json
+                     names a live pid and an API): followed live the same way;
+  embedded tracker   otherwise the TUI scans this host itself, with the
+                     scanner serve uses (naming other users' processes needs
+                     root), recording its history in --state like serve would
+                     (or in a private temporary directory when --state
+                     cannot be locked); --no-tracker turns it off.
 
-Live tracker: unless --no-tracker, the TUI runs an embedded tracker (the
-same scanner as "netdumper serve"; naming other users' processes needs
-root). It keeps its history in --state (the state directory serve uses)
-so that what it records is there for "netdumper enrich" later. When that
-directory is held by a running "netdumper serve", the embedded tracker keeps
-a private temporary history instead, and the daemon's history is read
-through the state directory.
+Bindings for the preview and the commit: the history of those live sources
+(for each file's time window), every --bindings FILE, and without
+--bindings, DIR/bindings.json when there is one (the sample directory has
+one, so that the sample files show real matches).
 
 Logs go to --log (default: netdumper/tui.log under the user's cache
 directory), never to the screen. Colours follow the terminal's background
@@ -87,7 +91,7 @@ and NO_COLOR. Press ? in the TUI for the keys.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.dir, "dir", "", "flow `DIR` to browse (default: the current directory; see above)")
-	f.StringArrayVar(&o.trackers, "tracker", nil, "remote tracker `URL` for live bindings and history; repeatable")
+	o.trackers.bind(f)
 	f.StringArrayVar(&o.bindings, "bindings", nil, "bindings `FILE` for the preview and the commit; repeatable")
 	f.StringVar(&o.state, "state", defaultStateDir(e), "the local tracker's state `DIR`")
 	f.StringVar(&o.label, "label", "{process}", "label `TEMPLATE` for matched flows")
@@ -173,19 +177,16 @@ type embedded struct {
 }
 
 // startEmbedded creates the embedded tracker on the state directory, or
-// on a private temporary one when a serve holds it.
+// on a private temporary one when it cannot be locked.
 func startEmbedded(o *tuiOptions, log *slog.Logger) (*embedded, error) {
-	scanner, closeScanner, err := systemScanner(log)
+	scanner, closeScanner, err := newSystemScanner(log)
 	if err != nil {
 		return nil, err
 	}
 	opts := tracker.Options{Scanner: scanner, Interval: o.interval, StateDir: o.state, LockTimeout: 300 * time.Millisecond, Logger: log}
 	note := ""
 	if o.state == "" {
-		note = "local tracker: temporary history"
-	} else if info, ok := daemonRunning(o.state); ok {
-		opts.StateDir = ""
-		note = fmt.Sprintf("netdumper serve (pid %d) holds %s: the embedded tracker keeps a temporary history", info.PID, o.state)
+		note = "embedded tracker: temporary history"
 	}
 	trk, err := tracker.New(opts)
 	if err != nil && opts.StateDir != "" {
@@ -207,9 +208,6 @@ func startEmbedded(o *tuiOptions, log *slog.Logger) (*embedded, error) {
 func runTUI(ctx context.Context, e env, o *tuiOptions) error {
 	if !isTerminal(e.stdin) || !isTerminal(e.stdout) {
 		return usagef("tui needs a terminal (for scripts use show, enrich --dry-run or bindings)")
-	}
-	if len(o.trackers) > 0 {
-		return usagef("--tracker: remote trackers are not supported by this build yet")
 	}
 	label, err := enrich.ParseTemplate(o.label)
 	if err != nil {
@@ -269,30 +267,15 @@ func runTUI(ctx context.Context, e env, o *tuiOptions) error {
 		eo.Sources = append(eo.Sources, src)
 	}
 
-	var live []tui.BindingsSource
-	var emb *embedded
-	if !o.noTracker {
-		emb, err = startEmbedded(o, log)
-		if err != nil {
-			log.Warn("no embedded tracker", "err", err)
-			notes = append(notes, "no live tracker: "+err.Error())
-		} else {
-			defer emb.close()
-			if emb.note != "" {
-				notes = append(notes, emb.note)
-				log.Info(emb.note)
-			}
-			live = append(live, tui.NewTrackerSource(emb.trk, "local", o.interval))
-			eo.Sources = append(eo.Sources, historySource{name: "local tracker", h: emb.trk})
-		}
+	live, srcs, runs, lnotes, closeAll, err := liveSources(e, o, log)
+	if err != nil {
+		return err
 	}
-	if (emb == nil || emb.trk.StatePath() != filepath.Join(o.state, tracker.HistoryFile)) && o.state != "" &&
-		fileExists(filepath.Join(o.state, tracker.HistoryFile)) {
-		// The history a serve records (or recorded) on this host.
-		eo.Sources = append(eo.Sources, &enrich.LocalStore{Dir: o.state, Fallback: localDaemonSource(e)})
-	}
+	defer closeAll()
+	notes = append(notes, lnotes...)
+	eo.Sources = append(eo.Sources, srcs...)
 
-	r := lipgloss.NewRenderer(os.Stdout)
+	r := lipgloss.NewRenderer(e.stdout)
 	r.HasDarkBackground() // ask the terminal now, before the TUI owns it
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
@@ -302,11 +285,11 @@ func runTUI(ctx context.Context, e env, o *tuiOptions) error {
 		Location: location(e), Notes: notes,
 	})
 	var wg sync.WaitGroup
-	if emb != nil {
+	for _, run := range runs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			emb.trk.Run(ctx)
+			run(ctx)
 		}()
 	}
 	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithAltScreen(), tea.WithMouseCellMotion(),
@@ -349,4 +332,74 @@ func copyTree(src, dst string) error {
 		}
 		return os.WriteFile(out, data, 0o644)
 	})
+}
+
+// liveSources sets up the live bindings sources (see the command's help):
+// the sources for the Bindings screen, the enrichment sources of their
+// history, the loops to run while the TUI runs, notes for the status line,
+// and a function that releases everything.
+func liveSources(e env, o *tuiOptions, log *slog.Logger) (live []tui.BindingsSource, srcs []enrich.Source,
+	runs []func(context.Context), notes []string, closeAll func(), err error) {
+	closeAll = func() {}
+	mopts := remote.MirrorOptions{Logger: log}
+	if len(o.trackers.trackers) > 0 {
+		pool, err := o.trackers.pool(e, log)
+		if err != nil {
+			return nil, nil, nil, nil, closeAll, err
+		}
+		for _, m := range pool.Mirrors(mopts) {
+			live = append(live, tui.NewMirrorSource(m, ""))
+			runs = append(runs, func(ctx context.Context) { m.Run(ctx) })
+		}
+		return live, []enrich.Source{pool}, runs, nil, closeAll, nil
+	}
+	if o.state != "" {
+		if info, ok := daemonRunning(o.state); ok && info.API != "" {
+			c, err := daemonClientFor(e, info, log)
+			if err != nil {
+				return nil, nil, nil, nil, closeAll, err
+			}
+			m := remote.NewMirror(c, mopts)
+			live = append(live, tui.NewMirrorSource(m, "serve"))
+			runs = append(runs, func(ctx context.Context) { m.Run(ctx) })
+			notes = append(notes, fmt.Sprintf("following netdumper serve (pid %d) at %s", info.PID, info.API))
+			return live, []enrich.Source{c}, runs, notes, closeAll, nil
+		}
+	}
+	if o.noTracker {
+		if o.state != "" && fileExists(filepath.Join(o.state, tracker.HistoryFile)) {
+			srcs = append(srcs, &enrich.LocalStore{Dir: o.state, Fallback: tuiDaemonSource(e, log)})
+		}
+		return nil, srcs, nil, nil, closeAll, nil
+	}
+	emb, err := startEmbedded(o, log)
+	if err != nil {
+		log.Warn("no embedded tracker", "err", err)
+		notes = append(notes, "no live tracker: "+err.Error())
+		if o.state != "" && fileExists(filepath.Join(o.state, tracker.HistoryFile)) {
+			srcs = append(srcs, &enrich.LocalStore{Dir: o.state, Fallback: tuiDaemonSource(e, log)})
+		}
+		return nil, srcs, nil, notes, closeAll, nil
+	}
+	closeAll = func() { emb.close() }
+	if emb.note != "" {
+		notes = append(notes, emb.note)
+		log.Info(emb.note)
+	}
+	live = append(live, tui.NewTrackerSource(emb.trk, "local", o.interval))
+	srcs = append(srcs, historySource{name: "local tracker", h: emb.trk})
+	if emb.trk.StatePath() != filepath.Join(o.state, tracker.HistoryFile) && o.state != "" &&
+		fileExists(filepath.Join(o.state, tracker.HistoryFile)) {
+		// What a serve recorded (or records) in the state directory.
+		srcs = append(srcs, &enrich.LocalStore{Dir: o.state, Fallback: tuiDaemonSource(e, log)})
+	}
+	runs = append(runs, func(ctx context.Context) { emb.trk.Run(ctx) })
+	return live, srcs, runs, notes, closeAll, nil
+}
+
+// tuiDaemonSource is localDaemonSource logging to the TUI's log.
+func tuiDaemonSource(e env, log *slog.Logger) func(context.Context, tracker.DaemonInfo) (enrich.Source, error) {
+	return func(_ context.Context, info tracker.DaemonInfo) (enrich.Source, error) {
+		return daemonClientFor(e, info, log)
+	}
 }
