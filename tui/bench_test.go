@@ -51,10 +51,16 @@ func benchModel(b *testing.B, ctx context.Context) *Model {
 	r := lipgloss.NewRenderer(io.Discard)
 	r.SetColorProfile(termenv.TrueColor)
 	src := newFakeSource("local", genBindings(10_000))
+	// The preview labels with NETDUMPER_BENCH_BINDINGS when set (e.g. the
+	// 10,000 bindings of bench/mkbindings for this file), else with none.
+	var esrc enrich.Source = noBindings{}
+	if p := os.Getenv("NETDUMPER_BENCH_BINDINGS"); p != "" {
+		esrc = enrich.NewBindingsFile(p)
+	}
 	m := New(ctx, Options{
 		Dir: filepath.Dir(path), Sources: []BindingsSource{src}, Renderer: r, MinRefresh: -1,
 		Now: func() time.Time { return testNow }, Location: time.UTC,
-		Enrich: enrich.Options{Sources: []enrich.Source{noBindings{}}},
+		Enrich: enrich.Options{Sources: []enrich.Source{esrc}},
 	})
 	m.Update(tea.WindowSizeMsg{Width: 160, Height: 48})
 	m.binds.refresh()
@@ -72,7 +78,9 @@ func benchModel(b *testing.B, ctx context.Context) *Model {
 	if !m.preview.prog.done || m.preview.prog.err != nil {
 		b.Fatalf("index: %+v", m.preview.prog)
 	}
-	b.Logf("indexed %d records in %d blocks in %v", m.preview.nav.n, len(m.preview.ff.blocks), time.Since(start).Round(time.Millisecond))
+	sum := m.preview.prog.summary
+	b.Logf("opened and indexed %d records in %d blocks in %v (matched %d)", m.preview.nav.n, len(m.preview.ff.blocks),
+		time.Since(start).Round(time.Millisecond), sum.Matched())
 	return m
 }
 
@@ -165,4 +173,26 @@ func BenchmarkKeyFrame(b *testing.B) {
 		b.ReportMetric(ms(times[len(times)/2]), "median-ms")
 		b.ReportMetric(ms(times[len(times)*99/100]), "p99-ms")
 	})
+}
+
+// BenchmarkSearchMiss searches the 5M-record file for a text no record
+// holds: the whole file is decoded, labelled and formatted.
+func BenchmarkSearchMiss(b *testing.B) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m := benchModel(b, ctx)
+	defer m.preview.close()
+	s := m.preview
+	pg, err := m.c.newPager(ctx, s.path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		found, scanned, err := search(ctx, s.ff, pg, "no-such-text", 0, 1, s.nav.n)
+		if err != nil || found >= 0 || scanned != s.nav.n {
+			b.Fatalf("found %d, scanned %d, err %v", found, scanned, err)
+		}
+	}
+	b.ReportMetric(float64(s.nav.n)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mrecords/s")
 }

@@ -273,19 +273,28 @@ func (d *commitDialog) start() tea.Cmd {
 	for i := range d.files {
 		paths[i] = d.files[i].path
 	}
+	// send delivers a message unless the program is gone.
+	send := func(m tea.Msg) {
+		select {
+		case ch <- m:
+		case <-c.ctx.Done():
+		}
+	}
 	run := func() tea.Msg {
-		defer func() { ch <- commitDoneMsg{gen} }()
-		job, err := c.newJob()
+		defer send(commitDoneMsg{gen})
+		c.writers.Add(1)
+		defer c.writers.Done()
+		job, jerr := c.newJob()
 		for i, p := range paths {
+			err := jerr
 			if err == nil {
 				err = ctx.Err()
 			}
 			if err != nil {
-				ch <- commitFileMsg{gen: gen, file: i, err: err}
+				send(commitFileMsg{gen: gen, file: i, err: err})
 				if errors.Is(err, context.Canceled) {
 					return nil
 				}
-				err = nil
 				continue
 			}
 			sum, rerr := job.Run(ctx, p, func(done, total int) {
@@ -297,7 +306,7 @@ func (d *commitDialog) start() tea.Cmd {
 			if rerr != nil {
 				c.log.Warn("commit", "file", p, "err", rerr)
 			}
-			ch <- commitFileMsg{gen: gen, file: i, sum: sum, err: rerr}
+			send(commitFileMsg{gen: gen, file: i, sum: sum, err: rerr})
 			if rerr != nil && ctx.Err() != nil {
 				return nil
 			}
@@ -308,8 +317,15 @@ func (d *commitDialog) start() tea.Cmd {
 }
 
 func (d *commitDialog) listen() tea.Cmd {
-	ch := d.ch
-	return func() tea.Msg { return <-ch }
+	ch, ctx := d.ch, d.c.ctx
+	return func() tea.Msg {
+		select {
+		case m := <-ch:
+			return m
+		case <-ctx.Done():
+			return nil
+		}
+	}
 }
 
 // ---- VIEW ----

@@ -487,7 +487,7 @@ var fileCols = []struct {
 	right bool
 }{
 	{"NAME", 0, false}, // takes the remaining width
-	{"WINDOW", 17, false},
+	{"WINDOW", 20, false},
 	{"RECORDS", 9, true},
 	{"SIZE", 9, true},
 	{"COMP", 5, false},
@@ -625,7 +625,7 @@ func (s *filesScreen) fileCells(cells *[6]string, it *fileItem) {
 		return
 	}
 	if !e.first.IsZero() {
-		cells[1] = e.first.In(s.c.loc).Format("15:04:05") + "–" + e.last.In(s.c.loc).Format("15:04:05")
+		cells[1] = timeWindow(e.first.In(s.c.loc), e.last.In(s.c.loc))
 	} else {
 		cells[1] = "-"
 	}
@@ -657,4 +657,18 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+}
+
+// timeWindow formats first–last as times of day, with "+Nd" when last is
+// N days later.
+func timeWindow(first, last time.Time) string {
+	s := first.Format("15:04:05") + "–" + last.Format("15:04:05")
+	y1, m1, d1 := first.Date()
+	y2, m2, d2 := last.Date()
+	a := time.Date(y1, m1, d1, 0, 0, 0, 0, time.UTC)
+	b := time.Date(y2, m2, d2, 0, 0, 0, 0, time.UTC)
+	if n := int(b.Sub(a).Hours() / 24); n > 0 {
+		s += fmt.Sprintf("+%dd", n)
+	}
+	return s
 }

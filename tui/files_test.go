@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -142,4 +143,20 @@ func TestFilesUnreadable(t *testing.T) {
 		t.Errorf("a bad file is not reported:\n%s", txt)
 	}
 	_ = s
+}
+
+func TestTimeWindow(t *testing.T) {
+	d := func(day, h int) time.Time { return time.Date(2023, 11, day, h, 13, 20, 0, time.UTC) }
+	for _, tc := range []struct {
+		first, last time.Time
+		want        string
+	}{
+		{d(14, 22), d(14, 23), "22:13:20–23:13:20"},
+		{d(14, 22), d(15, 1), "22:13:20–01:13:20+1d"},
+		{d(14, 22), d(16, 6), "22:13:20–06:13:20+2d"},
+	} {
+		if got := timeWindow(tc.first, tc.last); got != tc.want {
+			t.Errorf("timeWindow(%v, %v) = %q, want %q", tc.first, tc.last, got, tc.want)
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/charmbracelet/bubbles/key"
@@ -87,6 +88,7 @@ type common struct {
 	closedWindow time.Duration
 	enrich       enrich.Options
 	cache        *fileCache
+	writers      sync.WaitGroup // commits in progress
 }
 
 // clock formats t for a table: the time of day when t is within the last
@@ -259,6 +261,24 @@ func New(ctx context.Context, opts Options) *Model {
 	m.preview.path = opts.PreviewFile
 	m.resize(m.width, m.height)
 	return m
+}
+
+// Wait blocks until no commit is writing a file any more (or ctx ends).
+// Call it after the program has returned and New's context is cancelled,
+// before the process exits, so that a cancelled rewrite has removed its
+// temporary file.
+func (m *Model) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		m.c.writers.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Init starts the live sources, the directory listing and the health

@@ -611,8 +611,12 @@ func (s *previewScreen) headerLines() []string {
 	ff := s.ff
 	l[0] = st.accent.render(" "+ff.path) + " · " + ff.hdr.Compression.String() + " · " + humanBytes(ff.size)
 	if ff.hasSt && ff.stat.FirstSeen > 0 {
-		l[0] += " · " + ff.stat.First().In(s.c.loc).Format("2006-01-02 15:04:05") + " – " +
-			ff.stat.Last().In(s.c.loc).Format("15:04:05")
+		first, last := ff.stat.First().In(s.c.loc), ff.stat.Last().In(s.c.loc)
+		end := last.Format("15:04:05")
+		if last.Format("20060102") != first.Format("20060102") {
+			end = last.Format("2006-01-02 15:04:05")
+		}
+		l[0] += " · " + first.Format("2006-01-02 15:04:05") + " – " + end
 	}
 	l[1] = " " + strings.Join(s.c.policy(), " · ")
 	p := s.prog

@@ -296,6 +296,11 @@ func runTUI(ctx context.Context, e env, o *tuiOptions) error {
 		tea.WithInput(e.stdin), tea.WithOutput(e.stdout))
 	_, err = p.Run()
 	cancel()
+	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	if werr := m.Wait(wctx); werr != nil {
+		log.Error("a commit did not stop in time; a temporary file may be left next to it", "err", werr)
+	}
+	wcancel()
 	wg.Wait()
 	log.Info("tui stopped", "err", err)
 	if errors.Is(err, tea.ErrProgramKilled) && parent.Err() != nil {
