@@ -67,11 +67,12 @@ bench-data: deps
 		OUT_DIR=$$(mktemp -d) BENCH_DIR=$(CURDIR)/bench/data ../shared/fixtures/make-fixtures.sh --bench --no-softflowd
 
 bench: build bench-data
-	$(GO) test -run '^$$' -bench . -benchmem ./nfcap/
+	NETDUMPER_BENCH_DATA=$(CURDIR)/bench/data $(GO) test -run '^$$' -bench . -benchmem ./nfcap/ ./internal/enrich/ ./tracker/
+	NETDUMPER_BENCH_DATA=$(CURDIR)/bench/data $(GO) test -run '^$$' -bench 'KeyFrame' ./tui/
 	@for s in bench/*.sh; do echo "== $$s"; $$s; done
 
 demo: build
-	$(BIN) show testdata/flows
+	$(BIN) tui
 
 clean:
 	rm -rf bin
