@@ -115,6 +115,7 @@ username field of nfdump files, so that nfdump -o "fmt:%line %uname" shows it.`,
 		newEnrichCmd(e),
 		newShowCmd(e), newInspectCmd(e),
 		newServeCmd(e), newBindingsCmd(e),
+		newTUICmd(e),
 	)
 	return root
 }

@@ -1,0 +1,438 @@
+package tui
+
+// The Commit dialog: it shows what will be written (files, label
+// template, overwrite policy, and each file's match rate from a dry run),
+// then rewrites the files one after the other with the enrichment job
+// that `netdumper enrich` runs, with a progress bar. Esc cancels: the job
+// stops, and nfcap's atomic replacement leaves the file being written
+// untouched (files already done stay done).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+
+	"github.com/netdumper/netdumper/internal/enrich"
+)
+
+// ---- MSG ----
+
+// rateMsg is the dry run of one file, for its match rate.
+type rateMsg struct {
+	gen  int
+	path string
+	sum  enrich.Summary
+	err  error
+}
+
+// commitProgressMsg reports the rewrite of file i.
+type commitProgressMsg struct {
+	gen         int
+	file        int
+	done, total int
+}
+
+// commitFileMsg reports that file i is finished.
+type commitFileMsg struct {
+	gen  int
+	file int
+	sum  enrich.Summary
+	err  error
+}
+
+// commitDoneMsg ends a commit run.
+type commitDoneMsg struct{ gen int }
+
+// commitClosedMsg tells the root the dialog closed, and which files were
+// rewritten.
+type commitClosedMsg struct{ written []string }
+
+// ---- MODEL ----
+
+type commitPhase uint8
+
+const (
+	phaseConfirm commitPhase = iota
+	phaseRunning
+	phaseDone
+)
+
+type fileOutcome uint8
+
+const (
+	outcomePending fileOutcome = iota
+	outcomeRunning
+	outcomeDone
+	outcomeFailed
+	outcomeCancelled
+	outcomeSkipped
+)
+
+type commitFile struct {
+	path    string
+	rate    *enrich.Summary
+	rateErr error
+	outcome fileOutcome
+	sum     enrich.Summary
+	err     error
+}
+
+type commitDialog struct {
+	c     *common
+	gen   int
+	dir   string // file names are shown relative to it
+	files []commitFile
+	phase commitPhase
+
+	rateStop context.CancelFunc
+	rating   int // index of the file being dry-run, -1 when none
+
+	stop       context.CancelFunc
+	ch         chan tea.Msg
+	cur        int
+	done       int
+	total      int
+	cancelling bool
+	started    time.Time
+
+	width  int
+	height int
+}
+
+func newCommitDialog(c *common, gen int, dir string, paths []string) *commitDialog {
+	d := &commitDialog{c: c, gen: gen, dir: dir, rating: -1}
+	for _, p := range paths {
+		f := commitFile{path: p}
+		if e := c.cache.peek(p); e != nil && e.summary != nil {
+			f.rate = e.summary
+		}
+		d.files = append(d.files, f)
+	}
+	return d
+}
+
+func (d *commitDialog) init() tea.Cmd { return d.nextRate() }
+
+func (d *commitDialog) setSize(w, h int) {
+	d.width, d.height = w, h
+}
+
+// nextRate starts the dry run of the next file without a rate.
+func (d *commitDialog) nextRate() tea.Cmd {
+	if d.phase != phaseConfirm {
+		return nil
+	}
+	for i := range d.files {
+		f := &d.files[i]
+		if f.rate != nil || f.rateErr != nil {
+			continue
+		}
+		ctx, stop := context.WithCancel(d.c.ctx)
+		d.rateStop, d.rating = stop, i
+		gen, path, c := d.gen, f.path, d.c
+		return func() tea.Msg {
+			defer stop()
+			job, err := c.newJob()
+			if err != nil {
+				return rateMsg{gen: gen, path: path, err: err}
+			}
+			sum, err := job.DryRun(ctx, path, nil)
+			return rateMsg{gen: gen, path: path, sum: sum, err: err}
+		}
+	}
+	d.rating = -1
+	return nil
+}
+
+func (d *commitDialog) update(msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case rateMsg:
+		if msg.gen != d.gen {
+			return nil
+		}
+		for i := range d.files {
+			if f := &d.files[i]; f.path == msg.path {
+				if msg.err != nil {
+					f.rateErr = msg.err
+				} else {
+					s := msg.sum
+					f.rate = &s
+				}
+			}
+		}
+		return d.nextRate()
+	case commitProgressMsg:
+		if msg.gen == d.gen {
+			d.cur, d.done, d.total = msg.file, msg.done, msg.total
+			return d.listen()
+		}
+	case commitFileMsg:
+		if msg.gen != d.gen {
+			return nil
+		}
+		f := &d.files[msg.file]
+		f.sum, f.err = msg.sum, msg.err
+		switch {
+		case msg.err == nil:
+			f.outcome = outcomeDone
+		case errors.Is(msg.err, context.Canceled):
+			f.outcome = outcomeCancelled
+		default:
+			f.outcome = outcomeFailed
+		}
+		if msg.file+1 < len(d.files) && d.files[msg.file+1].outcome == outcomePending && !d.cancelling {
+			d.files[msg.file+1].outcome = outcomeRunning
+			d.cur, d.done, d.total = msg.file+1, 0, 0
+		}
+		return d.listen()
+	case commitDoneMsg:
+		if msg.gen != d.gen {
+			return nil
+		}
+		d.phase = phaseDone
+		d.stop()
+		for i := range d.files {
+			if o := d.files[i].outcome; o == outcomePending || o == outcomeRunning {
+				d.files[i].outcome = outcomeSkipped
+			}
+		}
+		return nil
+	case tea.KeyMsg:
+		return d.key(msg)
+	}
+	return nil
+}
+
+func (d *commitDialog) key(msg tea.KeyMsg) tea.Cmd {
+	k := d.c.keys
+	switch d.phase {
+	case phaseConfirm:
+		switch {
+		case key.Matches(msg, k.Confirm):
+			return d.start()
+		case key.Matches(msg, k.Cancel), msg.String() == "n", msg.String() == "q":
+			return d.close()
+		}
+	case phaseRunning:
+		if key.Matches(msg, k.Cancel) {
+			d.cancel()
+		}
+	case phaseDone:
+		if key.Matches(msg, k.Cancel) || key.Matches(msg, k.Accept) || msg.String() == "q" {
+			return d.close()
+		}
+	}
+	return nil
+}
+
+// cancel stops a running commit; the file being written is left as it
+// was, files not started are skipped.
+func (d *commitDialog) cancel() {
+	if d.phase == phaseRunning && !d.cancelling {
+		d.cancelling = true
+		d.stop()
+	}
+}
+
+func (d *commitDialog) running() bool { return d.phase == phaseRunning }
+
+func (d *commitDialog) close() tea.Cmd {
+	if d.rateStop != nil {
+		d.rateStop()
+	}
+	var written []string
+	for _, f := range d.files {
+		if f.outcome == outcomeDone {
+			written = append(written, f.path)
+		}
+	}
+	return func() tea.Msg { return commitClosedMsg{written} }
+}
+
+// start runs the job over the files, on a goroutine that reports through
+// a channel.
+func (d *commitDialog) start() tea.Cmd {
+	if d.rateStop != nil {
+		d.rateStop()
+	}
+	d.phase, d.started = phaseRunning, time.Now()
+	ctx, stop := context.WithCancel(d.c.ctx)
+	d.stop = stop
+	ch := make(chan tea.Msg, 16)
+	d.ch = ch
+	d.files[0].outcome = outcomeRunning
+	gen, c := d.gen, d.c
+	paths := make([]string, len(d.files))
+	for i := range d.files {
+		paths[i] = d.files[i].path
+	}
+	// send delivers a message unless the program is gone.
+	send := func(m tea.Msg) {
+		select {
+		case ch <- m:
+		case <-c.ctx.Done():
+		}
+	}
+	run := func() tea.Msg {
+		defer send(commitDoneMsg{gen})
+		c.writers.Add(1)
+		defer c.writers.Done()
+		job, jerr := c.newJob()
+		for i, p := range paths {
+			err := jerr
+			if err == nil {
+				err = ctx.Err()
+			}
+			if err != nil {
+				send(commitFileMsg{gen: gen, file: i, err: err})
+				if errors.Is(err, context.Canceled) {
+					return nil
+				}
+				continue
+			}
+			sum, rerr := job.Run(ctx, p, func(done, total int) {
+				select {
+				case ch <- commitProgressMsg{gen: gen, file: i, done: done, total: total}:
+				default: // the screen is behind: skip this step
+				}
+			})
+			if rerr != nil {
+				c.log.Warn("commit", "file", p, "err", rerr)
+			}
+			send(commitFileMsg{gen: gen, file: i, sum: sum, err: rerr})
+			if rerr != nil && ctx.Err() != nil {
+				return nil
+			}
+		}
+		return nil
+	}
+	return tea.Batch(run, d.listen())
+}
+
+func (d *commitDialog) listen() tea.Cmd {
+	ch, ctx := d.ch, d.c.ctx
+	return func() tea.Msg {
+		select {
+		case m := <-ch:
+			return m
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// ---- VIEW ----
+
+func (d *commitDialog) view() string {
+	st := d.c.st
+	var b strings.Builder
+	inner := max(20, min(d.width-6, 100))
+	title := "Commit labels"
+	switch d.phase {
+	case phaseRunning:
+		title = "Writing labels"
+		if d.cancelling {
+			title = "Cancelling…"
+		}
+	case phaseDone:
+		title = "Done"
+	}
+	b.WriteString(st.DialogTitle.Render(title))
+	b.WriteString("\n\n")
+	for _, l := range d.c.policy() {
+		b.WriteString(cut(l, inner))
+		b.WriteByte('\n')
+	}
+	b.WriteByte('\n')
+	maxFiles := max(1, d.height-14)
+	for i := range d.files {
+		if i == maxFiles && len(d.files) > maxFiles+1 {
+			fmt.Fprintf(&b, "… and %d more files\n", len(d.files)-i)
+			break
+		}
+		for _, l := range strings.Split(d.fileLine(&d.files[i]), "\n") {
+			b.WriteString(padLine(l, inner))
+			b.WriteByte('\n')
+		}
+	}
+	b.WriteByte('\n')
+	switch d.phase {
+	case phaseConfirm:
+		b.WriteString(fmt.Sprintf("Rewrite %d file(s) in place (atomically)?  ", len(d.files)))
+		b.WriteString(st.key.render("enter/y") + " write · " + st.key.render("esc/n") + " cancel")
+	case phaseRunning:
+		frac := 0.0
+		if n := len(d.files); n > 0 {
+			part := 0.0
+			if d.total > 0 {
+				part = float64(d.done) / float64(d.total)
+			}
+			frac = (float64(d.cur) + part) / float64(n)
+		}
+		b.WriteString(d.progressBar(frac, max(10, min(60, inner-6))))
+		fmt.Fprintf(&b, " %3.0f%%\n", 100*frac)
+		fmt.Fprintf(&b, "file %d of %d, block %d of %d · ", d.cur+1, len(d.files), d.done, d.total)
+		b.WriteString(st.key.render("esc") + " cancel (the file being written is left untouched)")
+	case phaseDone:
+		ok, failed := 0, 0
+		for _, f := range d.files {
+			switch f.outcome {
+			case outcomeDone:
+				ok++
+			case outcomeFailed:
+				failed++
+			}
+		}
+		fmt.Fprintf(&b, "%d written, %d failed, %d not written · ", ok, failed, len(d.files)-ok-failed)
+		b.WriteString(st.key.render("enter/esc") + " close")
+	}
+	box := st.Dialog.Width(inner + 2).Render(b.String())
+	return lipgloss.Place(d.width, d.height, lipgloss.Center, lipgloss.Center, box)
+}
+
+func (d *commitDialog) fileLine(f *commitFile) string {
+	st := d.c.st
+	name := f.path
+	if rel, err := filepath.Rel(d.dir, f.path); err == nil && !strings.HasPrefix(rel, "..") {
+		name = rel
+	}
+	var state string
+	switch f.outcome {
+	case outcomeRunning:
+		state = st.warn.render("writing…")
+	case outcomeDone:
+		w := f.sum.Written
+		state = st.ok.render(fmt.Sprintf("✓ %d labels written", w.Labelled())) +
+			fmt.Sprintf(" (%d kept, %d without)", w.Kept, w.Unlabelled+w.Placeholder)
+	case outcomeFailed:
+		state = st.bad.render("✗ failed") + " (file untouched)\n      " + st.bad.render(cut(f.err.Error(), max(10, d.width-16)))
+	case outcomeCancelled:
+		state = st.warn.render("✗ cancelled") + " (file untouched)"
+	case outcomeSkipped:
+		state = st.dim.render("not written")
+	default:
+		switch {
+		case f.rateErr != nil:
+			state = st.bad.render("✗ unreadable") + "\n      " + st.bad.render(cut(f.rateErr.Error(), max(10, d.width-16)))
+		case f.rate != nil:
+			state = fmt.Sprintf("%d of %d records matched (%.1f%%)", f.rate.Matched(), f.rate.Flows, 100*f.rate.MatchRate())
+		default:
+			state = st.dim.render("match rate …")
+		}
+	}
+	return fmt.Sprintf("  %-30s %s", name, state)
+}
+
+// progressBar draws a bar w cells wide, frac full.
+func (d *commitDialog) progressBar(frac float64, w int) string {
+	full := int(frac*float64(w) + 0.5)
+	full = max(0, min(full, w))
+	return d.c.st.Bar.Render(strings.Repeat("█", full)) + d.c.st.dim.render(strings.Repeat("░", w-full))
+}

@@ -1,0 +1,162 @@
+package tui
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// fileNames lists the rows of the files screen: names, with day rows as
+// "== day".
+func fileNames(s *filesScreen) []string {
+	var out []string
+	for _, it := range s.items {
+		if it.kind == itemDay {
+			out = append(out, "== "+it.name)
+			continue
+		}
+		out = append(out, it.name)
+	}
+	return out
+}
+
+func TestFilesListingAndMeta(t *testing.T) {
+	dir := flowDir(t)
+	h := newHarness(t, Options{Dir: dir})
+	s := h.m.files
+	h.until("listing", func() bool { return !s.listing })
+	want := []string{"..", "2023/", "2026/",
+		"== 2026-11-28 Sat", "2026/11/28/nfcapd.202611280535",
+		"== 2023-11-15 Wed", "2023/11/15/nfcapd.202311150100",
+		"== 2023-11-14 Tue", "2023/11/14/nfcapd.202311142215", "2023/11/14/nfcapd.202311142210"}
+	if diff := cmp.Diff(want, fileNames(s)); diff != "" {
+		t.Fatalf("rows (-want +got):\n%s", diff)
+	}
+	if it := s.selected(); it == nil || it.name != "2026/11/28/nfcapd.202611280535" {
+		t.Fatalf("cursor not on the newest file: %+v", it)
+	}
+	// Headers first, then the username counts, file by file.
+	users := map[string]int64{
+		"nfcapd.202611280535": 0, "nfcapd.202311150100": 3354, "nfcapd.202311142215": 290, "nfcapd.202311142210": 377,
+	}
+	records := map[string]int64{
+		"nfcapd.202611280535": 22, "nfcapd.202311150100": 7000, "nfcapd.202311142215": 300, "nfcapd.202311142210": 1500,
+	}
+	h.until("usernames counted", func() bool {
+		for _, it := range s.items {
+			if it.kind != itemFile {
+				continue
+			}
+			if e := h.m.c.cache.peek(it.path); e == nil || !e.usersKnown {
+				return false
+			}
+		}
+		return true
+	})
+	for _, it := range s.items {
+		if it.kind != itemFile {
+			continue
+		}
+		e := h.m.c.cache.peek(it.path)
+		base := filepath.Base(it.path)
+		if e.err != nil || e.usersErr != nil || e.users != users[base] || e.records != records[base] {
+			t.Errorf("%s: %+v, want %d records, %d usernames", base, e, records[base], users[base])
+		}
+	}
+	txt := screenText(h.m)
+	for _, w := range []string{"22:13:20–22:15:48", "1500", "lz4", "377", "7000", "3354", "lzo", "bz2"} {
+		if !strings.Contains(txt, w) {
+			t.Errorf("screen lacks %q:\n%s", w, txt)
+		}
+	}
+}
+
+func TestFilesNavigateAndMark(t *testing.T) {
+	dir := flowDir(t)
+	h := newHarness(t, Options{Dir: dir})
+	s := h.m.files
+	h.until("listing", func() bool { return !s.listing })
+	// Up from the first file skips the day row onto 2026/.
+	h.keys("up")
+	if it := s.selected(); it.name != "2026/" {
+		t.Fatalf("up: on %q", it.name)
+	}
+	h.keys("enter")
+	h.until("2026/", func() bool { return !s.listing && s.dir == filepath.Join(dir, "2026") })
+	if diff := cmp.Diff([]string{"..", "11/", "== 2026-11-28 Sat", "11/28/nfcapd.202611280535"}, fileNames(s)); diff != "" {
+		t.Fatalf("in 2026 (-want +got):\n%s", diff)
+	}
+	h.keys("left") // parent: back on 2026/
+	h.until("back", func() bool { return !s.listing && s.dir == dir })
+	if it := s.selected(); it.name != "2026/" {
+		t.Fatalf("back in the parent on %q, want 2026/", it.name)
+	}
+	// Mark two files with space (it moves down), then commit.
+	h.keys("down", "space", "down")
+	if it := s.selected(); it.name != "2023/11/14/nfcapd.202311142215" {
+		t.Fatalf("on %q", it.name)
+	}
+	h.keys("space")
+	if len(s.marked) != 2 || !strings.Contains(screenText(h.m), "2 marked") {
+		t.Fatalf("marked %v", s.marked)
+	}
+	got := s.commitPaths()
+	want := []string{filepath.Join(dir, "2023/11/14/nfcapd.202311142215"), filepath.Join(dir, "2026/11/28/nfcapd.202611280535")}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("commit paths (-want +got):\n%s", diff)
+	}
+	h.keys("a") // not all marked: marks all
+	if len(s.marked) != 4 {
+		t.Fatalf("a marked %d", len(s.marked))
+	}
+	h.keys("a") // all marked: unmarks all
+	if len(s.marked) != 0 {
+		t.Fatalf("a a left %d marked", len(s.marked))
+	}
+	// With none marked, c commits the selected file.
+	if got := s.commitPaths(); len(got) != 1 || filepath.Base(got[0]) != "nfcapd.202311142210" {
+		t.Fatalf("commit paths with none marked: %v", got)
+	}
+	h.keys("G")
+	if it := s.selected(); it.name != "2023/11/14/nfcapd.202311142210" {
+		t.Fatalf("G: on %q", it.name)
+	}
+	h.keys("g")
+	if it := s.selected(); it.name != ".." {
+		t.Fatalf("g: on %q", it.name)
+	}
+}
+
+func TestFilesUnreadable(t *testing.T) {
+	dir := flowDir(t)
+	writeFile(t, filepath.Join(dir, "nfcapd.202401010000"), []byte("not an nfdump file at all, just text"))
+	h := newHarness(t, Options{Dir: dir})
+	s := h.m.files
+	h.until("meta", func() bool {
+		e := h.m.c.cache.peek(filepath.Join(dir, "nfcapd.202401010000"))
+		return e != nil && e.metaKnown
+	})
+	if txt := screenText(h.m); !strings.Contains(txt, "unreadable:") {
+		t.Errorf("a bad file is not reported:\n%s", txt)
+	}
+	_ = s
+}
+
+func TestTimeWindow(t *testing.T) {
+	d := func(day, h int) time.Time { return time.Date(2023, 11, day, h, 13, 20, 0, time.UTC) }
+	for _, tc := range []struct {
+		first, last time.Time
+		want        string
+	}{
+		{d(14, 22), d(14, 23), "22:13:20–23:13:20"},
+		{d(14, 22), d(15, 1), "22:13:20–01:13:20+1d"},
+		{d(14, 22), d(16, 6), "22:13:20–06:13:20+2d"},
+	} {
+		if got := timeWindow(tc.first, tc.last); got != tc.want {
+			t.Errorf("timeWindow(%v, %v) = %q, want %q", tc.first, tc.last, got, tc.want)
+		}
+	}
+}
