@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -44,6 +45,7 @@ type tuiOptions struct {
 	services  string
 	logFile   string
 	interval  time.Duration
+	source    string
 	noTracker bool
 }
 
@@ -101,6 +103,7 @@ and NO_COLOR. Press ? in the TUI for the keys.`,
 	f.StringVar(&o.services, "services", "/etc/services", "services `FILE` for {service} (built-in table when missing)")
 	f.StringVar(&o.logFile, "log", "", "log `FILE` (default: netdumper/tui.log in the user's cache directory)")
 	f.DurationVar(&o.interval, "interval", tracker.DefaultInterval, "scan interval of the embedded tracker")
+	f.StringVar(&o.source, "source", tracker.EventsAuto, "socket events of the embedded tracker besides its scans: auto, ebpf or poll (as serve --source)")
 	f.BoolVar(&o.noTracker, "no-tracker", false, "do not run the embedded tracker (no live bindings)")
 	return cmd
 }
@@ -183,10 +186,22 @@ func startEmbedded(o *tuiOptions, log *slog.Logger) (*embedded, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := tracker.Options{Scanner: scanner, Interval: o.interval, StateDir: o.state, LockTimeout: 300 * time.Millisecond, Logger: log}
+	events, err := tracker.OpenEventSource(tracker.EventSourceOptions{Mode: o.source, Logger: log})
+	if err != nil {
+		closeScanner()
+		return nil, err
+	}
+	if events != nil {
+		prev := closeScanner
+		closeScanner = func() error { return errors.Join(events.Close(), prev()) }
+	}
+	opts := tracker.Options{Scanner: scanner, Events: events, Interval: o.interval, StateDir: o.state, LockTimeout: 300 * time.Millisecond, Logger: log}
 	note := ""
 	if o.state == "" {
 		note = "embedded tracker: temporary history"
+	}
+	if events == nil && o.source != tracker.EventsPoll {
+		note = strings.TrimPrefix(note+"; polling only (eBPF unavailable, see the log)", "; ")
 	}
 	trk, err := tracker.New(opts)
 	if err != nil && opts.StateDir != "" {
@@ -208,6 +223,11 @@ func startEmbedded(o *tuiOptions, log *slog.Logger) (*embedded, error) {
 func runTUI(ctx context.Context, e env, o *tuiOptions) error {
 	if !isTerminal(e.stdin) || !isTerminal(e.stdout) {
 		return usagef("tui needs a terminal (for scripts use show, enrich --dry-run or bindings)")
+	}
+	switch o.source {
+	case tracker.EventsAuto, tracker.EventsEBPF, tracker.EventsPoll:
+	default:
+		return usagef("--source %q: want auto, ebpf or poll", o.source)
 	}
 	label, err := enrich.ParseTemplate(o.label)
 	if err != nil {
