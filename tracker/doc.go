@@ -109,9 +109,9 @@
 // after the snapshot does not make the socket it still lists a new one.
 // No interval ends before it starts. A socket that a scan finds gone
 // before its close event arrived ends at that scan. A socket learned from
-// events that a scan of its network namespace no longer shows, and whose
-// close does not come within two seconds (lost: the ring buffer was
-// full), ends at that scan (EventSourceStats.MissedCloses). At most
+// events that two scans of its network namespace no longer show, and
+// whose close does not come within two seconds of the first (lost: the
+// ring buffer was full), ends at the first (EventSourceStats.MissedCloses). At most
 // Options.MaxEventSockets sockets are followed until their close, the
 // oldest forgotten beyond that (Evictions); the queue from the source is
 // bounded too (EventQueueSize, QueueDrops). Events of network namespaces

@@ -291,6 +291,18 @@ func TestEventsIntoHistory(t *testing.T) {
 		applied: 1,
 		missed:  1,
 	}, {
+		name:  "a socket one scan missed (dumps are not atomic) is not closed",
+		known: []*Process{curl},
+		steps: []evStep{
+			{at: 0, scan: true},
+			{at: 1.1, events: []SockEvent{sockEv(SockConnect, 1, ProtoTCP, cli, srv, 1, curl)}},
+			{at: 2, scan: true, socks: []Observed{listen("0.0.0.0:22", 9, web)}},
+			{at: 4.5}, // a batch of no events, after the grace
+			{at: 5, scan: true, socks: []Observed{listen("0.0.0.0:22", 9, web), conn(cli, srv, 50, curl)}},
+		},
+		want:    []string{"tcp 0.0.0.0:22 nginx/900 [2,open)", "tcp 127.0.0.1:40000->127.0.0.1:80 curl/2000 [1,open)"},
+		applied: 1,
+	}, {
 		name: "a socket in a namespace the scans do not cover stays open",
 		steps: []evStep{
 			{at: 1.1, events: []SockEvent{sockEv(SockConnect, 1, ProtoTCP, cli, srv, 1, curl)}},

@@ -19,9 +19,11 @@ type evSock struct {
 	convs   []*entry
 	nUnseen int // entries no scan has seen
 	// vanished is the first scan after the socket's first event that did
-	// not show it; if no close event comes within missedCloseGrace, its
-	// bindings end there.
+	// not show it, and misses the number of scans since that did not; if
+	// no close event comes within missedCloseGrace and two scans missed
+	// it (a dump is not atomic), its bindings end there.
 	vanished time.Time
+	misses   int
 	dropped  bool
 	// Creation order, oldest first, for eviction at the bound.
 	prev, next *evSock
@@ -496,7 +498,7 @@ func (h *history) adopt(k sockKey, sock *Socket, o *Observed, gen uint64, now ti
 	}
 	if x.ev != nil {
 		h.seenOne(x.ev)
-		x.ev.vanished = time.Time{}
+		x.ev.vanished, x.ev.misses = time.Time{}, 0
 	}
 	x.unseen = false
 	x.key = k
@@ -563,24 +565,26 @@ func (h *history) checkUnseen(snap *Snapshot, now time.Time) {
 		}
 		switch {
 		case present:
-			s.vanished = time.Time{}
+			s.vanished, s.misses = time.Time{}, 0
 		case s.vanished.IsZero():
-			s.vanished = now
+			s.vanished, s.misses = now, 1
 			t.vanished = append(t.vanished, s)
+		default:
+			s.misses++
 		}
 	}
 }
 
 // expireUnseen closes the event sockets marked vanished whose close
-// event has not come within missedCloseGrace, at the scan that missed
-// them.
+// event has not come within missedCloseGrace and that a second scan
+// missed too, at the first scan that missed them.
 func (h *history) expireUnseen(now time.Time, r *scanResult) {
 	t := &h.evs
 	keep := t.vanished[:0]
 	for _, s := range t.vanished {
 		switch {
 		case s.dropped || s.vanished.IsZero():
-		case now.Sub(s.vanished) >= missedCloseGrace:
+		case s.misses >= 2 && now.Sub(s.vanished) >= missedCloseGrace:
 			t.missedCloses++
 			h.evictInto(s, s.vanished, r)
 		default:

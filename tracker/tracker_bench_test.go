@@ -140,3 +140,41 @@ func BenchmarkDiff(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkApplyEvents measures the history's work per socket event: a
+// short TCP connection (connect, then close in the same batch, written
+// as one closed interval) and an accepted one its listener attributes.
+func BenchmarkApplyEvents(b *testing.B) {
+	for _, kind := range []string{"client", "accepted"} {
+		b.Run(kind, func(b *testing.B) {
+			h := newHistory("bench", 1)
+			web := proc(900, -100, "nginx")
+			h.apply(&Snapshot{Sockets: []Observed{listen("127.0.0.1:80", 1, web)}, Addrs: addrs("127.0.0.1")}, at(0))
+			const batch = 64
+			recs := make([]evRecord, 0, 2*batch)
+			cookie := uint64(0)
+			b.ReportAllocs()
+			for b.Loop() {
+				recs = recs[:0]
+				for range batch {
+					cookie++
+					port := uint16(10000 + cookie%50000)
+					cli := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
+					srv := netip.MustParseAddrPort("127.0.0.1:80")
+					tm := at(float64(cookie) / 1000)
+					ev := SockEvent{Kind: SockConnect, Time: tm, Cookie: cookie,
+						Socket: Socket{Proto: ProtoTCP, Local: cli, Remote: srv, State: StateEstablished, NetNS: 1}}
+					if kind == "accepted" {
+						ev.Kind, ev.Local, ev.Remote = SockAccept, srv, cli
+					}
+					recs = append(recs, evRecord{SockEvent: ev, owner: web})
+					ev.Kind, ev.Time = SockClose, tm.Add(time.Millisecond)
+					recs = append(recs, evRecord{SockEvent: ev})
+				}
+				var r scanResult
+				h.applyEvents(recs, &r)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*2*batch), "ns/event")
+		})
+	}
+}
