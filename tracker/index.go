@@ -71,6 +71,9 @@ type Match struct {
 	Binding *Binding
 	Kind    MatchKind
 	Side    Side
+	// Pos is the binding's position in the index, 0 <= Pos < Len(); callers
+	// can keep per-binding data in a slice of Len() entries.
+	Pos int32
 }
 
 // OK reports whether something matched.
@@ -387,18 +390,18 @@ func (ix *Index) side(proto Proto, local, remote netip.AddrPort, w *window) Matc
 		k := key5{local: la16, remote: remote.Addr().As16(), lport: local.Port(), rport: remote.Port(), proto: proto}
 		if sp, ok := ix.exact[k]; ok {
 			if i := ix.best(sp, w, false, false, la16); i >= 0 {
-				return Match{Binding: &ix.bindings[i], Kind: MatchExact}
+				return Match{Binding: &ix.bindings[i], Kind: MatchExact, Pos: i}
 			}
 		}
 	}
 	if sp, ok := ix.local[key3{addr: la16, port: local.Port(), proto: proto}]; ok {
 		if i := ix.best(sp, w, false, false, la16); i >= 0 {
-			return Match{Binding: &ix.bindings[i], Kind: MatchListener}
+			return Match{Binding: &ix.bindings[i], Kind: MatchListener, Pos: i}
 		}
 	}
 	if sp, ok := ix.wild[key2{port: local.Port(), proto: proto}]; ok {
 		if i := ix.best(sp, w, true, la.Is4(), la16); i >= 0 {
-			return Match{Binding: &ix.bindings[i], Kind: MatchWildcard}
+			return Match{Binding: &ix.bindings[i], Kind: MatchWildcard, Pos: i}
 		}
 	}
 	return Match{}

@@ -145,9 +145,10 @@ type labeler struct {
 	counts    Summary
 	buf       []byte
 	fields    LabelFields
-	cache     map[*tracker.Binding]string
+	labels    []string // per index position; valid where known is set
+	known     []bool
 	unknown   map[unknownKey]string
-	unmatched map[endpointKey]int64
+	unmatched heavyHitters
 	lastAddr  [2]netip.Addr
 	lastOwned [2]bool
 }
@@ -161,14 +162,13 @@ type endpointKey struct {
 	local bool
 }
 
-const maxUnmatchedKeys = 1 << 16
-
 func (p *Plan) newLabeler() *labeler {
 	return &labeler{
 		p:         p,
-		cache:     make(map[*tracker.Binding]string),
+		labels:    make([]string, p.Index.Len()),
+		known:     make([]bool, p.Index.Len()),
 		unknown:   make(map[unknownKey]string),
-		unmatched: make(map[endpointKey]int64),
+		unmatched: newHeavyHitters(1024),
 	}
 }
 
@@ -263,8 +263,8 @@ func (l *labeler) label(f *nfcap.Flow) (string, bool) {
 		default:
 			l.counts.Wildcard++
 		}
-		if s, ok := l.cache[m.Binding]; ok {
-			return s, true
+		if l.known[m.Pos] {
+			return l.labels[m.Pos], true
 		}
 		b := m.Binding
 		o := b.Owner
@@ -277,7 +277,7 @@ func (l *labeler) label(f *nfcap.Flow) (string, bool) {
 		l.buf = opts.Label.Append(l.buf[:0], &l.fields)
 		s := nfcap.CleanLabel(string(l.buf))
 		if !usesService {
-			l.cache[m.Binding] = s
+			l.labels[m.Pos], l.known[m.Pos] = s, true
 		}
 		return s, true
 	}
@@ -324,9 +324,7 @@ func (l *labeler) countUnmatched(f *nfcap.Flow, first, last time.Time) {
 	if f.IsICMP() {
 		k.port = 0
 	}
-	if _, ok := l.unmatched[k]; ok || len(l.unmatched) < maxUnmatchedKeys {
-		l.unmatched[k]++
-	}
+	l.unmatched.add(k)
 }
 
 // owns reports whether a host owned a, remembering the last answer per
@@ -358,18 +356,16 @@ func (p *Plan) Summary() Summary {
 	p.mu.Lock()
 	all := append([]*labeler{p.base}, p.forks...)
 	p.mu.Unlock()
-	unmatched := map[endpointKey]int64{}
+	unmatched := newHeavyHitters(1024)
 	for _, l := range all {
 		s.Flows += l.counts.Flows
 		s.Exact += l.counts.Exact
 		s.Listener += l.counts.Listener
 		s.Wildcard += l.counts.Wildcard
 		s.Unmatched += l.counts.Unmatched
-		for k, n := range l.unmatched {
-			unmatched[k] += n
-		}
+		unmatched.merge(&l.unmatched)
 	}
-	s.TopUnmatched = top(unmatched, p.job.opts.TopN)
+	s.TopUnmatched = top(unmatched.counts, p.job.opts.TopN)
 	return s
 }
 
