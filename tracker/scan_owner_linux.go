@@ -70,7 +70,7 @@ func (c *ownerCache) close() {
 // within that time by a program of the same name cannot be told apart.
 // Safe for concurrent use with Scan, which it does not wait for.
 func (s *SystemScanner) ResolveOwner(o *EventOwner) (*Process, bool) {
-	start := s.details.bootTime.Add(time.Duration(o.StartTicks) * (time.Second / clockTicks))
+	start := s.details.bootTime.Add(ticksToDuration(o.StartTicks))
 	c := &s.known
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -99,6 +99,11 @@ func (s *SystemScanner) ResolveOwner(o *EventOwner) (*Process, bool) {
 // own network namespace, and of every one with AllNetNS.
 func (s *SystemScanner) CoversNetNS(netns uint64) bool {
 	return s.opts.AllNetNS || netns == s.hostNS
+}
+
+// ticksToDuration converts clock ticks (USER_HZ) to a duration.
+func ticksToDuration(ticks uint64) time.Duration {
+	return time.Duration(ticks) * (time.Second / clockTicks)
 }
 
 var (

@@ -66,7 +66,7 @@ func (s *ebpfSource) convert(ev *ebpf.ConnEvent) SockEvent {
 		ticks := o.StartTicks()
 		out.Owner = &EventOwner{
 			PID: o.TGID, StartTicks: ticks, UID: o.UID, Comm: o.Comm, CgroupID: o.CgroupID,
-			StartTime: s.bootTime.Add(time.Duration(ticks) * (time.Second / clockTicks)),
+			StartTime: s.bootTime.Add(ticksToDuration(ticks)),
 		}
 	}
 	return out
