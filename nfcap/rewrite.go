@@ -212,13 +212,13 @@ type relabelPipeline struct {
 }
 
 func newRelabelPipeline(r *Reader, workers int, opts *RewriteOptions, label LabelFunc) *relabelPipeline {
-	depth := workers + 2
+	depth := workers + 1
 	p := &relabelPipeline{
 		ordered: make(chan *relabelJob, depth),
-		free:    make(chan *relabelJob, depth+1),
+		free:    make(chan *relabelJob, depth),
 		quit:    make(chan struct{}),
 	}
-	for i := 0; i < depth+1; i++ {
+	for i := 0; i < depth; i++ {
 		p.free <- &relabelJob{}
 	}
 	jobs := make(chan *relabelJob, workers)

@@ -116,10 +116,10 @@ func NewWriter(w io.WriterAt, opts WriterOptions) (*Writer, error) {
 		},
 		off:     HeaderSize,
 		jobs:    make(chan *wjob, workers),
-		ordered: make(chan *wjob, 2*workers),
-		free:    make(chan *wblock, 2*workers+1),
+		ordered: make(chan *wjob, workers+1),
+		free:    make(chan *wblock, workers+2),
 	}
-	for i := 0; i < 2*workers+1; i++ {
+	for i := 0; i < workers+2; i++ {
 		wr.free <- &wblock{}
 	}
 	if fd, ok := w.(interface{ Fd() uintptr }); ok {
