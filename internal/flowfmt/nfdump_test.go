@@ -30,16 +30,6 @@ func nfdumpBin(t testing.TB) string {
 	return p
 }
 
-// moduleRoot returns the directory of go.mod.
-func moduleRoot(t testing.TB) string {
-	t.Helper()
-	d, err := fixtures.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
 // fixturesDir returns the shared fixture directory.
 func fixturesDir(t testing.TB) string { return fixtures.Dir(t) }
 
