@@ -107,26 +107,8 @@ func fixtureFiles(t testing.TB) []string {
 	return files
 }
 
-// generatedFixtures runs make-fixtures.sh --no-softflowd (about 2 s) into
-// a temporary directory and returns the files it made.
-func generatedFixtures(t *testing.T) []string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: not generating fixtures with make-fixtures.sh")
-	}
-	nfdumpBin(t)
-	dir := t.TempDir()
-	cmd := exec.Command(filepath.Join(fixturesDir(t), "make-fixtures.sh"), "--no-softflowd")
-	cmd.Env = append(os.Environ(), "OUT_DIR="+dir, "SEED=11")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("make-fixtures.sh: %v\n%s", err, out)
-	}
-	files, err := filepath.Glob(filepath.Join(dir, "*.nf"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("make-fixtures.sh made no .nf files in %s: %v", dir, err)
-	}
-	return files
-}
+// generatedFixtures returns a fresh set of files made by make-fixtures.sh.
+func generatedFixtures(t *testing.T) []string { return fixtures.Generate(t, 11) }
 
 // showFormats are the formats compared with nfdump end to end. The long
 // fmt: string holds every token the brief requires.

@@ -277,20 +277,7 @@ func runNfdumpStatus(t testing.TB, args ...string) int {
 // files made by make-fixtures.sh (synthetic NetFlow v9/IPFIX through the
 // real nfcapd, every compression).
 func TestNfdumpGenerated(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: not generating fixtures with make-fixtures.sh")
-	}
-	nfdumpBin(t)
-	dir := t.TempDir()
-	cmd := exec.Command(filepath.Join(fixturesDir(t), "make-fixtures.sh"), "--no-softflowd")
-	cmd.Env = append(os.Environ(), "OUT_DIR="+dir, "SEED=5")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("make-fixtures.sh: %v\n%s", err, out)
-	}
-	files, err := filepath.Glob(filepath.Join(dir, "*.nf"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("make-fixtures.sh made no .nf files in %s: %v", dir, err)
-	}
+	files := fixtures.Generate(t, 5)
 	for _, path := range files {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			checkFile(t, path, []string{"UTC"})
