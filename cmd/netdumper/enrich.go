@@ -43,7 +43,6 @@ type enrichOptions struct {
 	since     time.Duration
 	services  string
 	wait      time.Duration
-	sourceFns []func(*enrichOptions) ([]enrich.Source, error) // added by other source kinds
 	trackers  trackerFlags
 }
 
@@ -117,7 +116,6 @@ reason), 2 usage error.`,
 	f.DurationVar(&o.wait, "wait", 0, "wait this long before starting (from nfcapd -x: let the trackers record the interval's last seconds)")
 	f.StringVar(&o.services, "services", "/etc/services", "services `FILE` for {service} (built-in table when missing)")
 	o.trackers.bind(f)
-	o.sourceFns = append(o.sourceFns, trackerSources(e))
 	return cmd
 }
 
@@ -155,13 +153,13 @@ func buildJob(e env, o *enrichOptions, log *slog.Logger) (*enrich.Job, error) {
 		opts.Sources = append(opts.Sources, src)
 		explicit = true
 	}
-	for _, fn := range o.sourceFns {
-		srcs, err := fn(o)
-		if err != nil {
-			return nil, err
-		}
-		explicit = explicit || len(srcs) > 0
-		opts.Sources = append(opts.Sources, srcs...)
+	pool, err := o.trackers.pool(e, log)
+	if err != nil {
+		return nil, err
+	}
+	if pool != nil {
+		opts.Sources = append(opts.Sources, pool)
+		explicit = true
 	}
 	if !explicit || o.local {
 		if o.state == "" {

@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/netdumper/netdumper/internal/enrich"
 	"github.com/netdumper/netdumper/remote"
 )
 
@@ -85,19 +84,6 @@ func (t *trackerFlags) pool(e env, log *slog.Logger) (*remote.Pool, error) {
 		return nil, usageError{err}
 	}
 	return p, nil
-}
-
-// trackerSources gives enrich the --tracker flags as one source: a pool
-// that asks every tracker concurrently for each file's window.
-func trackerSources(e env) func(*enrichOptions) ([]enrich.Source, error) {
-	return func(o *enrichOptions) ([]enrich.Source, error) {
-		log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		p, err := o.trackers.pool(e, log)
-		if err != nil || p == nil {
-			return nil, err
-		}
-		return []enrich.Source{p}, nil
-	}
 }
 
 // newLogger returns a logger writing text or JSON to w at level.
