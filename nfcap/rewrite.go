@@ -159,7 +159,7 @@ func Rewrite(ctx context.Context, r *Reader, w interface {
 		if j.buf.block.Header.Type != BlockTypeData {
 			err = wr.WriteBlock(j.buf.block.Header.Type, j.buf.block.Header.NumRecords, j.buf.block.Data)
 		} else {
-			err = writeRecords(wr, j.out, j.nrec)
+			err = wr.writeRecords(j.out, j.nrec)
 		}
 		p.recycle(j)
 		if err != nil {
@@ -174,21 +174,6 @@ func Rewrite(ctx context.Context, r *Reader, w interface {
 		return st, err
 	}
 	return st, nil
-}
-
-// writeRecords hands n records, back to back in recs, to the writer.
-func writeRecords(wr *Writer, recs []byte, n int) error {
-	off := 0
-	for i := 0; i < n; i++ {
-		size := int(binary.LittleEndian.Uint16(recs[off+2:]))
-		dst, err := wr.Reserve(size)
-		if err != nil {
-			return err
-		}
-		copy(dst, recs[off:off+size])
-		off += size
-	}
-	return nil
 }
 
 // relabelJob is one block on its way through the relabel pipeline.

@@ -276,6 +276,41 @@ func (wr *Writer) Reserve(n int) ([]byte, error) {
 	return b.plain[start : start+n : start+n], nil
 }
 
+// writeRecords appends n whole records, back to back in recs (checked by
+// the caller), copying each run that fits the current block at once.
+func (wr *Writer) writeRecords(recs []byte, n int) error {
+	if wr.closed {
+		return errors.New("nfcap: write to a closed writer")
+	}
+	for n > 0 {
+		if err := wr.err(); err != nil {
+			return err
+		}
+		b := wr.block()
+		room := wr.opts.BlockSize - len(b.plain)
+		end, k := 0, 0
+		for k < n {
+			size := int(binary.LittleEndian.Uint16(recs[end+2:]))
+			if end+size > room && (k > 0 || b.records > 0) {
+				break
+			}
+			end += size
+			k++
+		}
+		if k == 0 {
+			wr.flush()
+			continue
+		}
+		b.plain = append(b.plain, recs[:end]...)
+		b.records += uint32(k)
+		recs, n = recs[end:], n-k
+		if n > 0 {
+			wr.flush()
+		}
+	}
+	return nil
+}
+
 // WriteRecord appends a copy of rec (a whole record, header included) to
 // the file. Its size field must match its length.
 func (wr *Writer) WriteRecord(rec []byte) error {
