@@ -307,6 +307,23 @@ func (ix *Index) Hosts() []string { return ix.hosts }
 // hi] widened by the tolerance.
 type window struct{ f, l, lo, hi int64 }
 
+// window returns [first, last] (zero: open, swapped when reversed) and its
+// widening by the tolerance.
+func (ix *Index) window(first, last time.Time) window {
+	w := window{f: math.MinInt64, l: math.MaxInt64}
+	if !first.IsZero() {
+		w.f = first.UnixNano()
+	}
+	if !last.IsZero() {
+		w.l = last.UnixNano()
+	}
+	if w.l < w.f {
+		w.f, w.l = w.l, w.f
+	}
+	w.lo, w.hi = satAdd(w.f, -ix.tol), satAdd(w.l, ix.tol)
+	return w
+}
+
 func satAdd(a, b int64) int64 {
 	s := a + b
 	if (b > 0 && s < a) || (b < 0 && s > a) {
@@ -342,17 +359,7 @@ func (ix *Index) Lookup(k FlowKey, first, last time.Time) Match {
 	if k.Proto != ProtoTCP && k.Proto != ProtoUDP {
 		return Match{}
 	}
-	w := window{f: math.MinInt64, l: math.MaxInt64}
-	if !first.IsZero() {
-		w.f = first.UnixNano()
-	}
-	if !last.IsZero() {
-		w.l = last.UnixNano()
-	}
-	if w.l < w.f {
-		w.f, w.l = w.l, w.f
-	}
-	w.lo, w.hi = satAdd(w.f, -ix.tol), satAdd(w.l, ix.tol)
+	w := ix.window(first, last)
 	src := netip.AddrPortFrom(k.Src.Addr().Unmap(), k.Src.Port())
 	dst := netip.AddrPortFrom(k.Dst.Addr().Unmap(), k.Dst.Port())
 	if m := ix.side(k.Proto, src, dst, &w); m.Kind != MatchNone {
@@ -452,14 +459,7 @@ func (ix *Index) Owner(addr netip.Addr, first, last time.Time) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	w := window{f: math.MinInt64, l: math.MaxInt64}
-	if !first.IsZero() {
-		w.f = first.UnixNano()
-	}
-	if !last.IsZero() {
-		w.l = last.UnixNano()
-	}
-	w.lo, w.hi = satAdd(w.f, -ix.tol), satAdd(w.l, ix.tol)
+	w := ix.window(first, last)
 	for _, a := range ix.addrCands[sp.off : sp.off+sp.n] {
 		if a.from <= w.hi && a.until > w.lo {
 			return ix.hosts[a.host], true
