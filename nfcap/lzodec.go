@@ -31,7 +31,7 @@ import (
 // As in anchore/go-lzo, the end-of-stream instruction must be the 3-byte
 // form (length 3, no ext) and the stream must end right after it.
 
-// Errors of lzoDecode. lzoDecompressFast wraps them with ErrTooLarge or
+// Errors of lzoDecode. lzoDecompress wraps them with ErrTooLarge or
 // passes them on (the caller adds ErrDecompress).
 var (
 	errLZOInputOverrun   = errors.New("lzo: input overrun")
@@ -57,9 +57,6 @@ func lzoDecompress(dst, src []byte) ([]byte, error) {
 		return 0, fmt.Errorf("%w at input offset %d", err, lzoErrOffset(err))
 	})
 }
-
-// lzoDecompressFast is the name the differential tests use.
-func lzoDecompressFast(dst, src []byte) ([]byte, error) { return lzoDecompress(dst, src) }
 
 // lzoDecodeError carries the input offset of a decoding error.
 type lzoDecodeError struct {
