@@ -5,15 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/netdumper/netdumper/internal/flowfmt"
+	"github.com/netdumper/netdumper/internal/nfdir"
 	"github.com/netdumper/netdumper/nfcap"
 )
 
@@ -74,47 +73,23 @@ func needInputs(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
-// inputFiles expands the command line into the files to read, in order.
-// Problems with single arguments are reported to stderr and counted; the
-// other arguments are still expanded.
+// inputFiles expands the command line into the files to read, in order: a
+// FILE as given (even nfcapd's open file: reading it is harmless), a DIR's
+// rotated nfcapd files as internal/nfdir finds them. Problems with single
+// arguments are reported to stderr and counted; the other arguments are
+// still expanded.
 func inputFiles(args []string, stderr io.Writer) (files []string, failed int) {
 	for _, arg := range args {
-		fi, err := os.Stat(arg)
-		if err != nil {
-			fmt.Fprintf(stderr, "netdumper: %v\n", err)
-			failed++
-			continue
-		}
-		if !fi.IsDir() {
+		if fi, err := os.Stat(arg); err == nil && !fi.IsDir() {
 			files = append(files, arg)
 			continue
 		}
-		// WalkDir visits entries in lexical order.
-		err = filepath.WalkDir(arg, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				fmt.Fprintf(stderr, "netdumper: %v\n", err)
-				failed++
-				if d != nil && d.IsDir() && path != arg {
-					return fs.SkipDir
-				}
-				return nil
-			}
-			name := d.Name()
-			if !strings.HasPrefix(name, "nfcapd.") || strings.HasPrefix(name, "nfcapd.current.") {
-				return nil
-			}
-			regular := d.Type().IsRegular()
-			if d.Type()&fs.ModeSymlink != 0 { // a link to a file counts
-				fi, err := os.Stat(path)
-				regular = err == nil && fi.Mode().IsRegular()
-			}
-			if regular {
-				files = append(files, path)
-			}
+		err := nfdir.Walk(context.Background(), []string{arg}, func(f nfdir.File) error {
+			files = append(files, f.Path)
 			return nil
 		})
 		if err != nil {
-			fmt.Fprintf(stderr, "netdumper: %s: %v\n", arg, err)
+			fmt.Fprintf(stderr, "netdumper: %v\n", err)
 			failed++
 		}
 	}

@@ -70,7 +70,8 @@ type File struct {
 // root (which is time order for nfcapd's names and layouts). A root that is
 // a file is passed on as it is, whatever its name, unless it is nfcapd's
 // open file; a root that is a directory is searched recursively for
-// rotated nfcapd files. Symlinked directories are not followed.
+// rotated nfcapd files; links to such files count, symlinked directories
+// are not followed.
 func Walk(ctx context.Context, roots []string, fn func(File) error) error {
 	for _, root := range roots {
 		fi, err := os.Stat(root)
@@ -101,7 +102,7 @@ func Walk(ctx context.Context, roots []string, fn func(File) error) error {
 				}
 				return nil
 			}
-			if !d.Type().IsRegular() || IsCurrent(p) {
+			if IsCurrent(p) {
 				return nil
 			}
 			t, ok := ParseName(p, time.Local)
@@ -109,8 +110,14 @@ func Walk(ctx context.Context, roots []string, fn func(File) error) error {
 				return nil
 			}
 			info, err := d.Info()
+			if d.Type()&fs.ModeSymlink != 0 { // a link to a file counts
+				info, err = os.Stat(p)
+			}
 			if err != nil {
 				return err
+			}
+			if !info.Mode().IsRegular() {
+				return nil
 			}
 			files = append(files, File{Path: p, Start: t, Size: info.Size()})
 			return nil

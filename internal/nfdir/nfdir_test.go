@@ -52,6 +52,10 @@ func TestWalk(t *testing.T) {
 		os.MkdirAll(filepath.Dir(p), 0o755)
 		os.WriteFile(p, []byte("x"), 0o644)
 	}
+	// A link to a file counts; a link to a directory is not followed.
+	os.MkdirAll(filepath.Join(dir, "2023/11/16"), 0o755)
+	os.Symlink(filepath.Join(dir, "2023/11/14/nfcapd.202311142350"), filepath.Join(dir, "2023/11/16/nfcapd.202311160000"))
+	os.Symlink(filepath.Join(dir, "2023/11/15"), filepath.Join(dir, "2023/11/17"))
 	explicit := filepath.Join(dir, "2023/11/14/notes.txt")
 	var got []string
 	err := Walk(context.Background(), []string{dir, explicit}, func(f File) error {
@@ -66,6 +70,7 @@ func TestWalk(t *testing.T) {
 		"2023/11/14/nfcapd.202311142350",
 		"2023/11/14/nfcapd.202311142355",
 		"2023/11/15/nfcapd.202311150000",
+		"2023/11/16/nfcapd.202311160000",
 		"nfcapd.202311140000",
 		"2023/11/14/notes.txt",
 	}
