@@ -1,9 +1,11 @@
 package tracker
 
 import (
+	"cmp"
 	"context"
 	"math"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -101,9 +103,30 @@ type Index struct {
 	addrCands []addrCand
 	// ports has a bit set for every local port some TCP (ports[0]) or UDP
 	// (ports[1]) binding uses: most lookups of a flow's remote side end
-	// here without hashing an address.
+	// here without touching anything else.
 	ports [2][65536 / 64]uint64
+	// byPort lists, per protocol row and local port, the keys bound on
+	// that port (keys[off:off+n], exact ones first, then listeners, then
+	// the wildcard): a lookup compares a few keys instead of hashing
+	// addresses. Ports with more than scanMax keys (a busy server port)
+	// are looked up in the maps instead, which hold only those.
+	byPort  [2][]portSpan
+	keys    []boundKey
+	scanMax int
 }
+
+// defaultScanMax is the longest list of keys a lookup scans on one port.
+const defaultScanMax = 16
+
+type (
+	portSpan struct{ off, n uint32 }
+	boundKey struct {
+		local, remote [16]byte
+		rport         uint16
+		kind          MatchKind
+		sp            span
+	}
+)
 
 type (
 	key5 struct {
@@ -230,6 +253,12 @@ func nanoRange(from, until time.Time) (int64, int64) {
 
 // Build returns the index. The builder can be reused afterwards.
 func (ib *IndexBuilder) Build(opts IndexOptions) *Index {
+	return ib.build(opts, defaultScanMax)
+}
+
+// build builds the index, scanning lists of at most scanMax keys per port
+// (0: always the maps; tests compare both ways).
+func (ib *IndexBuilder) build(opts IndexOptions, scanMax int) *Index {
 	tol := opts.Tolerance
 	if tol == 0 {
 		tol = DefaultTolerance
@@ -274,11 +303,74 @@ func (ib *IndexBuilder) Build(opts IndexOptions) *Index {
 	flatten(ix, exact, ix.exact)
 	flatten(ix, local, ix.local)
 	flatten(ix, wild, ix.wild)
+	ix.buildByPort(scanMax)
 	for k, l := range ib.addrs {
 		ix.addrs[k] = span{off: uint32(len(ix.addrCands)), n: uint32(len(l))}
 		ix.addrCands = append(ix.addrCands, l...)
 	}
 	return ix
+}
+
+// buildByPort fills byPort and keys from the maps, and leaves in the
+// maps only the keys of ports with more than scanMax of them.
+func (ix *Index) buildByPort(scanMax int) {
+	ix.scanMax = scanMax
+	if scanMax <= 0 || len(ix.bindings) == 0 {
+		return
+	}
+	type pk struct {
+		row  int
+		port uint16
+	}
+	lists := make(map[pk][]boundKey)
+	for k, sp := range ix.exact {
+		if pi := portIndex(k.proto); pi >= 0 {
+			p := pk{pi, k.lport}
+			lists[p] = append(lists[p], boundKey{local: k.local, remote: k.remote, rport: k.rport, kind: MatchExact, sp: sp})
+		}
+	}
+	for k, sp := range ix.local {
+		if pi := portIndex(k.proto); pi >= 0 {
+			p := pk{pi, k.port}
+			lists[p] = append(lists[p], boundKey{local: k.addr, kind: MatchListener, sp: sp})
+		}
+	}
+	for k, sp := range ix.wild {
+		if pi := portIndex(k.proto); pi >= 0 {
+			p := pk{pi, k.port}
+			lists[p] = append(lists[p], boundKey{kind: MatchWildcard, sp: sp})
+		}
+	}
+	ix.byPort = [2][]portSpan{make([]portSpan, 65536), make([]portSpan, 65536)}
+	ix.keys = make([]boundKey, 0, len(ix.exact)+len(ix.local)+len(ix.wild))
+	for p, l := range lists {
+		if len(l) > scanMax {
+			continue // stays in the maps; n == 0 sends lookups there
+		}
+		// Exact keys first, then listeners, then the wildcard: the order
+		// in which side tries them.
+		slices.SortFunc(l, func(a, b boundKey) int { return cmp.Compare(a.kind, b.kind) })
+		ix.byPort[p.row][p.port] = portSpan{off: uint32(len(ix.keys)), n: uint32(len(l))}
+		ix.keys = append(ix.keys, l...)
+		for _, k := range l {
+			switch k.kind {
+			case MatchExact:
+				delete(ix.exact, key5{local: k.local, remote: k.remote, lport: p.port, rport: k.rport, proto: rowProto(p.row)})
+			case MatchListener:
+				delete(ix.local, key3{addr: k.local, port: p.port, proto: rowProto(p.row)})
+			default:
+				delete(ix.wild, key2{port: p.port, proto: rowProto(p.row)})
+			}
+		}
+	}
+}
+
+// rowProto is the protocol of a row of Index.ports and byPort.
+func rowProto(row int) Proto {
+	if row == 0 {
+		return ProtoTCP
+	}
+	return ProtoUDP
 }
 
 func flatten[K comparable](ix *Index, from map[K][]cand, to map[K]span) {
@@ -389,10 +481,16 @@ func (ix *Index) side(proto Proto, local, remote netip.AddrPort, w *window) Matc
 	if !la.IsValid() {
 		return Match{}
 	}
-	if pi, lp := portIndex(proto), local.Port(); pi < 0 || ix.ports[pi][lp/64]&(1<<(lp%64)) == 0 {
+	pi, lp := portIndex(proto), local.Port()
+	if pi < 0 || ix.ports[pi][lp/64]&(1<<(lp%64)) == 0 {
 		return Match{}
 	}
 	la16 := la.As16()
+	if ix.byPort[pi] != nil {
+		if ps := ix.byPort[pi][lp]; ps.n > 0 {
+			return ix.scanPort(ix.keys[ps.off:ps.off+ps.n], la16, remote, w, la.Is4())
+		}
+	}
 	if remote.Addr().IsValid() {
 		k := key5{local: la16, remote: remote.Addr().As16(), lport: local.Port(), rport: remote.Port(), proto: proto}
 		if sp, ok := ix.exact[k]; ok {
@@ -409,6 +507,36 @@ func (ix *Index) side(proto Proto, local, remote netip.AddrPort, w *window) Matc
 	if sp, ok := ix.wild[key2{port: local.Port(), proto: proto}]; ok {
 		if i := ix.best(sp, w, true, la.Is4(), la16); i >= 0 {
 			return Match{Binding: &ix.bindings[i], Kind: MatchWildcard, Pos: i}
+		}
+	}
+	return Match{}
+}
+
+// scanPort is side for a port whose keys are listed: the same tries in
+// the same order, by comparing keys.
+func (ix *Index) scanPort(keys []boundKey, la16 [16]byte, remote netip.AddrPort, w *window, is4 bool) Match {
+	var ra16 [16]byte
+	hasRemote := remote.Addr().IsValid()
+	if hasRemote {
+		ra16 = remote.Addr().As16()
+	}
+	rp := remote.Port()
+	for i := range keys {
+		k := &keys[i]
+		var ok bool
+		switch k.kind {
+		case MatchExact:
+			ok = hasRemote && k.local == la16 && k.remote == ra16 && k.rport == rp
+		case MatchListener:
+			ok = k.local == la16
+		default:
+			ok = true
+		}
+		if !ok {
+			continue
+		}
+		if b := ix.best(k.sp, w, k.kind == MatchWildcard, is4, la16); b >= 0 {
+			return Match{Binding: &ix.bindings[b], Kind: k.kind, Pos: b}
 		}
 	}
 	return Match{}

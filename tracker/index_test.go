@@ -261,3 +261,83 @@ func TestIndexOwner(t *testing.T) {
 		}
 	}
 }
+
+// TestLookupScanMatchesMaps checks that looking up by scanning a port's
+// keys answers exactly as the maps do, on random indexes whose ports carry
+// from one key to many more than a scan takes (busy server ports), for
+// every kind, both families, several hosts and overlapping intervals.
+func TestLookupScanMatchesMaps(t *testing.T) {
+	for seed := range uint64(20) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		ib := NewIndexBuilder()
+		addrs := []netip.Addr{
+			netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("192.0.2.11"),
+			netip.MustParseAddr("2001:db8::10"), netip.MustParseAddr("10.0.0.1"),
+		}
+		peers := []netip.Addr{
+			netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("198.51.100.2"),
+			netip.MustParseAddr("2001:db8:1::1"), netip.MustParseAddr("203.0.113.9"),
+		}
+		hosts := []string{"h0", "h1", "h2"}
+		for i, h := range hosts {
+			for j, a := range addrs {
+				if (i+j)%2 == 0 {
+					ib.AddAddr(h, AddrInterval{Addr: a, From: at(float64(rng.IntN(20)))})
+				}
+			}
+		}
+		port := func() uint16 { // a busy port (long lists) and quiet ones
+			if rng.IntN(2) == 0 {
+				return 1000
+			}
+			return uint16(1001 + rng.IntN(20))
+		}
+		protos := []Proto{ProtoTCP, ProtoUDP}
+		for i := range 100 + rng.IntN(200) {
+			p := proc(int32(100+i), 0, fmt.Sprintf("p%d", i))
+			from := float64(rng.IntN(60))
+			until := from + float64(1+rng.IntN(60))
+			if rng.IntN(4) == 0 {
+				until = -1
+			}
+			proto := protos[rng.IntN(2)]
+			var b Binding
+			switch rng.IntN(4) {
+			case 0: // wildcard listener
+				wild := "0.0.0.0"
+				if rng.IntN(2) == 0 {
+					wild = "::"
+				}
+				b = binding(proto, netip.AddrPortFrom(netip.MustParseAddr(wild), port()).String(), "", StateListen, p, from, until)
+			case 1: // listener on an address
+				b = binding(proto, netip.AddrPortFrom(addrs[rng.IntN(len(addrs))], port()).String(), "", StateListen, p, from, until)
+			default: // connection
+				b = binding(proto, netip.AddrPortFrom(addrs[rng.IntN(len(addrs))], port()).String(),
+					netip.AddrPortFrom(peers[rng.IntN(len(peers))], uint16(5000+rng.IntN(3))).String(), StateEstablished, p, from, until)
+			}
+			b.Host = hosts[rng.IntN(len(hosts))]
+			ib.AddBinding(b)
+		}
+		scan := ib.build(IndexOptions{Tolerance: -1}, defaultScanMax)
+		maps := ib.build(IndexOptions{Tolerance: -1}, 0)
+		if len(scan.keys) == 0 || len(scan.exact)+len(scan.local)+len(scan.wild) == 0 {
+			t.Fatalf("seed %d: want both listed and mapped ports (listed %d)", seed, len(scan.keys))
+		}
+		all := append(append([]netip.Addr(nil), addrs...), peers...)
+		for range 3000 {
+			k := FlowKey{Proto: protos[rng.IntN(2)],
+				Src: netip.AddrPortFrom(all[rng.IntN(len(all))], port()),
+				Dst: netip.AddrPortFrom(all[rng.IntN(len(all))], uint16(5000+rng.IntN(3)))}
+			if rng.IntN(2) == 0 {
+				k.Src, k.Dst = k.Dst, k.Src
+			}
+			f := at(float64(rng.IntN(120)))
+			l := f.Add(time.Duration(rng.IntN(5000)) * time.Millisecond)
+			got, want := scan.Lookup(k, f, l), maps.Lookup(k, f, l)
+			if got.Kind != want.Kind || got.Side != want.Side || got.Pos != want.Pos {
+				t.Fatalf("seed %d: %v %v..%v: scan %v/%v/%d, maps %v/%v/%d", seed, k, f, l,
+					got.Kind, got.Side, got.Pos, want.Kind, want.Side, want.Pos)
+			}
+		}
+	}
+}
