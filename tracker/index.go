@@ -92,13 +92,17 @@ type IndexOptions struct {
 // address intervals of any number of hosts. It is immutable once built
 // and safe for concurrent Lookups, which do not allocate.
 type Index struct {
-	tol       int64
-	bindings  []Binding
-	hosts     []string
-	exact     map[key5]span
-	local     map[key3]span
-	wild      map[key2]span
-	addrs     map[[16]byte]span
+	tol      int64
+	bindings []Binding
+	hosts    []string
+	exact    map[key5]span
+	local    map[key3]span
+	wild     map[key2]span
+	addrs    map[[16]byte]span
+	// addrList holds the addresses of addrs when there are few (a host
+	// or a handful; useList is then set): comparing them beats hashing.
+	addrList  []addrSpan
+	useList   bool
 	cands     []cand
 	addrCands []addrCand
 	// ports has a bit set for every local port some TCP (ports[0]) or UDP
@@ -118,8 +122,15 @@ type Index struct {
 // defaultScanMax is the longest list of keys a lookup scans on one port.
 const defaultScanMax = 16
 
+// maxAddrList is the most addresses kept in Index.addrList.
+const maxAddrList = 16
+
 type (
 	portSpan struct{ off, n uint32 }
+	addrSpan struct {
+		addr [16]byte
+		sp   span
+	}
 	boundKey struct {
 		local, remote [16]byte
 		rport         uint16
@@ -307,6 +318,11 @@ func (ib *IndexBuilder) build(opts IndexOptions, scanMax int) *Index {
 	for k, l := range ib.addrs {
 		ix.addrs[k] = span{off: uint32(len(ix.addrCands)), n: uint32(len(l))}
 		ix.addrCands = append(ix.addrCands, l...)
+	}
+	if ix.useList = scanMax > 0 && len(ix.addrs) <= maxAddrList; ix.useList {
+		for k, sp := range ix.addrs {
+			ix.addrList = append(ix.addrList, addrSpan{k, sp})
+		}
 	}
 	return ix
 }
@@ -564,9 +580,23 @@ func (ix *Index) best(sp span, w *window, wild, is4 bool, addr [16]byte) int32 {
 	return best
 }
 
+// addrSpan returns the intervals of addr.
+func (ix *Index) addrSpan(addr [16]byte) (span, bool) {
+	if ix.useList {
+		for i := range ix.addrList {
+			if ix.addrList[i].addr == addr {
+				return ix.addrList[i].sp, true
+			}
+		}
+		return span{}, false
+	}
+	sp, ok := ix.addrs[addr]
+	return sp, ok
+}
+
 // owned reports whether host owned addr during the widened window.
 func (ix *Index) owned(host int32, addr [16]byte, w *window) bool {
-	sp, ok := ix.addrs[addr]
+	sp, ok := ix.addrSpan(addr)
 	if !ok {
 		return false
 	}
@@ -583,7 +613,7 @@ func (ix *Index) owned(host int32, addr [16]byte, w *window) bool {
 // tell which end of an unmatched flow is local.
 func (ix *Index) Owner(addr netip.Addr, first, last time.Time) (string, bool) {
 	a16 := addr.Unmap().As16()
-	sp, ok := ix.addrs[a16]
+	sp, ok := ix.addrSpan(a16)
 	if !ok {
 		return "", false
 	}

@@ -365,15 +365,15 @@ func (p *Plan) Summary() Summary {
 		s.Unmatched += l.counts.Unmatched
 		unmatched.merge(&l.unmatched)
 	}
-	s.TopUnmatched = top(unmatched.counts, p.job.opts.TopN)
+	s.TopUnmatched = top(&unmatched, p.job.opts.TopN)
 	return s
 }
 
-func top(m map[endpointKey]int64, n int) []Endpoint {
-	eps := make([]Endpoint, 0, len(m))
-	for k, c := range m {
+func top(h *heavyHitters, n int) []Endpoint {
+	eps := make([]Endpoint, 0, h.n)
+	h.each(func(k endpointKey, c int64) {
 		eps = append(eps, Endpoint{Proto: protoName(k.proto), Addr: netip.AddrFrom16(k.addr).Unmap(), Port: k.port, Local: k.local, Flows: c})
-	}
+	})
 	slices.SortFunc(eps, func(a, b Endpoint) int {
 		if c := cmp.Compare(b.Flows, a.Flows); c != 0 {
 			return c
