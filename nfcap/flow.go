@@ -167,6 +167,8 @@ type Flow struct {
 	Unknown []RawElement
 	// Raw is the whole record as stored (header included).
 	Raw []byte
+
+	keyOnly bool // filled by decodeFlowKey: only its fields can be set
 }
 
 // Has reports whether the record carried element id.
@@ -206,6 +208,23 @@ func (f *Flow) reset() {
 	f.Unknown = unk
 }
 
+// resetKey clears what decodeFlowKey sets, which is all it has to clear
+// when f was last filled by decodeFlowKey too (keyOnly is then set): the
+// whole Flow is 800 bytes, and the rewrite decodes a key per record.
+func (f *Flow) resetKey() {
+	if !f.keyOnly {
+		f.reset()
+		f.keyOnly = true
+		return
+	}
+	f.EngineType, f.EngineID, f.ExporterID, f.Flags, f.NfVersion = 0, 0, 0, 0, 0
+	f.MsecFirst, f.MsecLast, f.MsecReceived, f.InPackets, f.InBytes = 0, 0, 0, 0, 0
+	f.SrcPort, f.DstPort, f.Proto, f.TCPFlags, f.FwdStatus, f.SrcTos = 0, 0, 0, 0, 0, 0
+	f.SrcAddr, f.DstAddr = netip.Addr{}, netip.Addr{}
+	f.Username = ""
+	f.Elements, f.NumElements, f.Raw = 0, 0, nil
+}
+
 // DecodeFlow decodes a V3 record (header included) into f. It checks the
 // record the way nfdump does: size at least 12, every element at least 4
 // bytes and inside the record, the lengths adding up to the record size, and
@@ -229,7 +248,11 @@ func decodeFlowKey(rec []byte, f *Flow) error { return decodeFlow(rec, f, true) 
 // decodeFlow checks a V3 record and decodes its elements: all of them, or
 // with keyOnly only those a flow key needs.
 func decodeFlow(rec []byte, f *Flow, keyOnly bool) error {
-	f.reset()
+	if keyOnly {
+		f.resetKey()
+	} else {
+		f.reset()
+	}
 	le := binary.LittleEndian
 	if len(rec) < V3HeaderSize {
 		return errf(ErrCorrupt, "flow record of %d bytes is shorter than its 12-byte header", len(rec))
@@ -280,10 +303,8 @@ func ipv4(b []byte) netip.Addr {
 // ipv6 decodes an address stored as two host-order u64 halves.
 func ipv6(b []byte) netip.Addr {
 	var a [16]byte
-	for i := 0; i < 8; i++ {
-		a[i] = b[7-i]
-		a[8+i] = b[15-i]
-	}
+	binary.BigEndian.PutUint64(a[:8], binary.LittleEndian.Uint64(b))
+	binary.BigEndian.PutUint64(a[8:], binary.LittleEndian.Uint64(b[8:]))
 	return netip.AddrFrom16(a)
 }
 

@@ -3,6 +3,7 @@ package nfcap_test
 import (
 	"encoding/binary"
 	"errors"
+	"reflect"
 	"testing"
 
 	"github.com/netdumper/netdumper/nfcap"
@@ -103,4 +104,49 @@ func FuzzDecodeFlowKey(f *testing.F) {
 			t.Fatalf("partial decode differs:\n full %+v\n key  %+v", full, key)
 		}
 	})
+}
+
+// TestDecodeFlowKeyReuse decodes the keys of every record of real files
+// into one Flow, as a rewrite worker does, and wants each to equal a key
+// decoded into a fresh Flow: reusing a Flow clears only what the key
+// decoder sets, so nothing may leak from one record into the next, even
+// after a full DecodeFlow filled it.
+func TestDecodeFlowKeyReuse(t *testing.T) {
+	for _, name := range []string{"v9-mixed.lz4.nf", "ipfix-mixed.lz4.nf", "v9-alluser.bz2.nf", "softflowd-v9.lzo.nf"} {
+		data := loadFixture(t, name)
+		r, err := nfcap.NewReader(bytesReaderAt(data), int64(len(data)), nfcap.ReaderOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reused nfcap.Flow
+		n := 0
+		for r.Next() {
+			rec := r.Record()
+			if rec.Type != nfcap.RecordTypeV3 {
+				continue
+			}
+			if n%7 == 3 { // now and then a full decode, as DecodeFlow callers do
+				if err := nfcap.DecodeFlow(rec.Data, &reused); err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+			}
+			var fresh nfcap.Flow
+			errR := nfcap.DecodeFlowKeyForTest(rec.Data, &reused)
+			errF := nfcap.DecodeFlowKeyForTest(rec.Data, &fresh)
+			if errR != nil || errF != nil {
+				t.Fatalf("%s record %d: %v / %v", name, n, errR, errF)
+			}
+			if !reflect.DeepEqual(reused, fresh) {
+				t.Fatalf("%s record %d: reused Flow differs:\n reused %+v\n fresh  %+v", name, n, reused, fresh)
+			}
+			n++
+		}
+		if err := r.Err(); err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+		if n < 10 {
+			t.Fatalf("%s: only %d flow records", name, n)
+		}
+	}
 }
