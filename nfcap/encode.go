@@ -6,14 +6,13 @@ import (
 
 	dbzip2 "github.com/dsnet/compress/bzip2"
 	"github.com/klauspost/compress/zstd"
-	"github.com/pierrec/lz4/v4"
 )
 
 // compressor turns plain block payloads into stored payloads. It keeps
 // per-goroutine state (hash tables, encoders); each worker has its own.
 type compressor struct {
 	c    Compression
-	lz4  lz4.Compressor
+	lz4  *lz4State
 	lzo  *lzoState
 	zstd *zstd.Encoder
 	bz   *dbzip2.Writer
@@ -34,18 +33,10 @@ func (z *compressor) compress(dst, src []byte) ([]byte, error) {
 	case CompressNone:
 		return src, nil
 	case CompressLZ4:
-		bound := lz4.CompressBlockBound(len(src))
-		if cap(dst) < bound {
-			dst = make([]byte, bound)
+		if z.lz4 == nil {
+			z.lz4 = new(lz4State)
 		}
-		n, err := z.lz4.CompressBlock(src, dst[:bound])
-		if err != nil {
-			return nil, fmt.Errorf("lz4: %w", err)
-		}
-		if n == 0 {
-			return nil, fmt.Errorf("lz4: block of %d bytes did not fit its bound", len(src))
-		}
-		return dst[:n], nil
+		return lz4Compress(dst[:0], src, z.lz4), nil
 	case CompressLZO:
 		if z.lzo == nil {
 			z.lzo = new(lzoState)
