@@ -418,13 +418,19 @@ type window struct{ f, l, lo, hi int64 }
 // window returns [first, last] (zero: open, swapped when reversed) and its
 // widening by the tolerance.
 func (ix *Index) window(first, last time.Time) window {
-	w := window{f: math.MinInt64, l: math.MaxInt64}
+	f, l := int64(math.MinInt64), int64(math.MaxInt64)
 	if !first.IsZero() {
-		w.f = first.UnixNano()
+		f = first.UnixNano()
 	}
 	if !last.IsZero() {
-		w.l = last.UnixNano()
+		l = last.UnixNano()
 	}
+	return ix.windowNano(f, l)
+}
+
+// windowNano is window for times in Unix nanoseconds.
+func (ix *Index) windowNano(f, l int64) window {
+	w := window{f: f, l: l}
 	if w.l < w.f {
 		w.f, w.l = w.l, w.f
 	}
@@ -468,17 +474,43 @@ func (ix *Index) Lookup(k FlowKey, first, last time.Time) Match {
 		return Match{}
 	}
 	w := ix.window(first, last)
+	return ix.lookup(k, &w)
+}
+
+// LookupMilli is Lookup with the flow's times in Unix milliseconds, as
+// flow records carry them; both ends are closed. Enrichment calls it for
+// every flow, without time.Time conversions.
+func (ix *Index) LookupMilli(k FlowKey, firstMs, lastMs int64) Match {
+	if k.Proto != ProtoTCP && k.Proto != ProtoUDP {
+		return Match{}
+	}
+	w := ix.windowNano(milliToNano(firstMs), milliToNano(lastMs))
+	return ix.lookup(k, &w)
+}
+
+func (ix *Index) lookup(k FlowKey, w *window) Match {
 	src := netip.AddrPortFrom(k.Src.Addr().Unmap(), k.Src.Port())
 	dst := netip.AddrPortFrom(k.Dst.Addr().Unmap(), k.Dst.Port())
-	if m := ix.side(k.Proto, src, dst, &w); m.Kind != MatchNone {
+	if m := ix.side(k.Proto, src, dst, w); m.Kind != MatchNone {
 		m.Side = SideSource
 		return m
 	}
-	if m := ix.side(k.Proto, dst, src, &w); m.Kind != MatchNone {
+	if m := ix.side(k.Proto, dst, src, w); m.Kind != MatchNone {
 		m.Side = SideDestination
 		return m
 	}
 	return Match{}
+}
+
+// milliToNano converts Unix milliseconds to nanoseconds, saturating.
+func milliToNano(ms int64) int64 {
+	switch {
+	case ms > math.MaxInt64/1_000_000:
+		return math.MaxInt64
+	case ms < math.MinInt64/1_000_000:
+		return math.MinInt64
+	}
+	return ms * 1_000_000
 }
 
 // portIndex returns the row of Index.ports for proto, or -1.
@@ -612,12 +644,21 @@ func (ix *Index) owned(host int32, addr [16]byte, w *window) bool {
 // (widened by the tolerance), and whether any did. Enrichment uses it to
 // tell which end of an unmatched flow is local.
 func (ix *Index) Owner(addr netip.Addr, first, last time.Time) (string, bool) {
-	a16 := addr.Unmap().As16()
-	sp, ok := ix.addrSpan(a16)
+	w := ix.window(first, last)
+	return ix.owner(addr, &w)
+}
+
+// OwnerMilli is Owner with times in Unix milliseconds (both ends closed).
+func (ix *Index) OwnerMilli(addr netip.Addr, firstMs, lastMs int64) (string, bool) {
+	w := ix.windowNano(milliToNano(firstMs), milliToNano(lastMs))
+	return ix.owner(addr, &w)
+}
+
+func (ix *Index) owner(addr netip.Addr, w *window) (string, bool) {
+	sp, ok := ix.addrSpan(addr.Unmap().As16())
 	if !ok {
 		return "", false
 	}
-	w := ix.window(first, last)
 	for _, a := range ix.addrCands[sp.off : sp.off+sp.n] {
 		if a.from <= w.hi && a.until > w.lo {
 			return ix.hosts[a.host], true

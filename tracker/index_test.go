@@ -3,6 +3,7 @@ package tracker
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -338,6 +339,43 @@ func TestLookupScanMatchesMaps(t *testing.T) {
 				t.Fatalf("seed %d: %v %v..%v: scan %v/%v/%d, maps %v/%v/%d", seed, k, f, l,
 					got.Kind, got.Side, got.Pos, want.Kind, want.Side, want.Pos)
 			}
+			if ms := scan.LookupMilli(k, f.UnixMilli(), l.UnixMilli()); ms != got {
+				t.Fatalf("seed %d: %v %v..%v: LookupMilli %+v, Lookup %+v", seed, k, f, l, ms, got)
+			}
+			for _, a := range []netip.Addr{k.Src.Addr(), k.Dst.Addr()} {
+				h1, ok1 := scan.Owner(a, f, l)
+				h2, ok2 := scan.OwnerMilli(a, f.UnixMilli(), l.UnixMilli())
+				h3, ok3 := maps.Owner(a, f, l)
+				if h1 != h2 || ok1 != ok2 || h1 != h3 || ok1 != ok3 {
+					t.Fatalf("seed %d: owner of %s at %v..%v: %q %v / milli %q %v / maps %q %v", seed, a, f, l, h1, ok1, h2, ok2, h3, ok3)
+				}
+			}
+		}
+	}
+}
+
+// TestLookupMilliExtremes feeds times no clock gives (corrupt records):
+// they saturate instead of wrapping around into a match.
+func TestLookupMilliExtremes(t *testing.T) {
+	ix := testIndex(IndexOptions{})
+	k := FlowKey{Proto: ProtoTCP, Src: ap("198.51.100.7:50001"), Dst: ap("192.0.2.10:22")} // sshd-child, [10, 20)
+	tests := []struct {
+		first, last int64
+		want        string
+	}{
+		{at(15).UnixMilli(), at(15).UnixMilli(), "sshd-child"},
+		{math.MaxInt64, math.MaxInt64, "sshd"}, // only the open-ended listener
+		{math.MinInt64, math.MinInt64, "none"},
+		{math.MinInt64, math.MaxInt64, "sshd-child"},
+	}
+	for _, tc := range tests {
+		m := ix.LookupMilli(k, tc.first, tc.last)
+		got := "none"
+		if m.OK() {
+			got = m.Binding.Owner.Name
+		}
+		if got != tc.want {
+			t.Errorf("LookupMilli(%d, %d) = %s, want %s", tc.first, tc.last, got, tc.want)
 		}
 	}
 }

@@ -252,8 +252,8 @@ func (l *labeler) label(f *nfcap.Flow) (string, bool) {
 		Src:   netip.AddrPortFrom(f.SrcAddr, f.SrcPort),
 		Dst:   netip.AddrPortFrom(f.DstAddr, f.DstPort),
 	}
-	first, last := f.First(), f.Last()
-	m := l.p.Index.Lookup(key, first, last)
+	first, last := int64(f.MsecFirst), int64(f.MsecLast)
+	m := l.p.Index.LookupMilli(key, first, last)
 	if m.OK() {
 		switch m.Kind {
 		case tracker.MatchExact:
@@ -292,9 +292,9 @@ func (l *labeler) label(f *nfcap.Flow) (string, bool) {
 	}
 	host := ""
 	if opts.Unknown.Uses("host") {
-		if h, ok := l.p.Index.Owner(f.SrcAddr, first, last); ok {
+		if h, ok := l.p.Index.OwnerMilli(f.SrcAddr, first, last); ok {
 			host = h
-		} else if h, ok := l.p.Index.Owner(f.DstAddr, first, last); ok {
+		} else if h, ok := l.p.Index.OwnerMilli(f.DstAddr, first, last); ok {
 			host = h
 		}
 	}
@@ -309,7 +309,7 @@ func (l *labeler) label(f *nfcap.Flow) (string, bool) {
 	return s, true
 }
 
-func (l *labeler) countUnmatched(f *nfcap.Flow, first, last time.Time) {
+func (l *labeler) countUnmatched(f *nfcap.Flow, first, last int64) {
 	var k endpointKey
 	switch {
 	case l.owns(0, f.SrcAddr, first, last):
@@ -329,11 +329,11 @@ func (l *labeler) countUnmatched(f *nfcap.Flow, first, last time.Time) {
 
 // owns reports whether a host owned a, remembering the last answer per
 // side: consecutive flows often share their addresses.
-func (l *labeler) owns(side int, a netip.Addr, first, last time.Time) bool {
+func (l *labeler) owns(side int, a netip.Addr, first, last int64) bool {
 	if a == l.lastAddr[side] && a.IsValid() {
 		return l.lastOwned[side]
 	}
-	_, ok := l.p.Index.Owner(a, first, last)
+	_, ok := l.p.Index.OwnerMilli(a, first, last)
 	l.lastAddr[side], l.lastOwned[side] = a, ok
 	return ok
 }
