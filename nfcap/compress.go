@@ -56,6 +56,7 @@ func ParseCompression(s string) (Compression, error) {
 type decompressor struct {
 	c    Compression
 	zstd *zstdDecoder
+	bz2  bz2Decoder
 }
 
 func newDecompressor(c Compression) (*decompressor, error) {
@@ -78,7 +79,7 @@ func (d *decompressor) decompress(dst, src []byte) ([]byte, error) {
 	case CompressLZ4:
 		out, err = lz4Decompress(dst, src)
 	case CompressBZ2:
-		out, err = bz2Decompress(dst, src)
+		out, err = d.bz2.decompress(dst, src)
 	case CompressZSTD:
 		if d.zstd == nil {
 			d.zstd, err = newZstdDecoder()
