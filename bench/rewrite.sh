@@ -26,6 +26,9 @@ flag() { case $1 in none) echo "";; lzo) echo -z;; lz4) echo -y;; bz2) echo -j;;
 measure() {
 	local i t=() m=0 line
 	for ((i = 0; i < RUNS; i++)); do
+		# Start with no dirty pages: what one run leaves to the kernel would
+		# otherwise slow the next one's writes.
+		rm -f "$OUT_DIR"/*.nf; sync
 		line=$(/usr/bin/time -f '%e %M' "$@" 2>&1 >/dev/null | tail -1)
 		t+=("${line% *}")
 		(( ${line#* } > m )) && m=${line#* }
