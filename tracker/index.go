@@ -112,11 +112,10 @@ type Index struct {
 	// byPort lists, per protocol row and local port, the keys bound on
 	// that port (keys[off:off+n], exact ones first, then listeners, then
 	// the wildcard): a lookup compares a few keys instead of hashing
-	// addresses. Ports with more than scanMax keys (a busy server port)
-	// are looked up in the maps instead, which hold only those.
-	byPort  [2][]portSpan
-	keys    []boundKey
-	scanMax int
+	// addresses. Ports with more than defaultScanMax keys (a busy server
+	// port) are looked up in the maps instead, which hold only those.
+	byPort [2][]portSpan
+	keys   []boundKey
 }
 
 // defaultScanMax is the longest list of keys a lookup scans on one port.
@@ -330,7 +329,6 @@ func (ib *IndexBuilder) build(opts IndexOptions, scanMax int) *Index {
 // buildByPort fills byPort and keys from the maps, and leaves in the
 // maps only the keys of ports with more than scanMax of them.
 func (ix *Index) buildByPort(scanMax int) {
-	ix.scanMax = scanMax
 	if scanMax <= 0 || len(ix.bindings) == 0 {
 		return
 	}
