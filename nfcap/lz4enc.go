@@ -71,9 +71,25 @@ func lz4Hash(v uint64) uint32 {
 	return uint32((v << 24) * 889523592379 >> (64 - lz4HashLog))
 }
 
+// lz4PutLen writes length n for a token: when n is 15 or more, its
+// extension bytes go to out[op:] (255s, then the rest). It returns the
+// token's 4-bit field for n and where the next byte goes.
+func lz4PutLen(out []byte, op, n int) (byte, int) {
+	if n < 15 {
+		return byte(n), op
+	}
+	for n -= 15; n >= 255; n -= 255 {
+		out[op] = 255
+		op++
+	}
+	out[op] = byte(n)
+	return 15, op + 1
+}
+
 // compress writes the block for src into out, which must hold
 // lz4CompressBound(len(src)) bytes, and returns the number of bytes
-// written. Like lzoState.compress, the loop makes no calls.
+// written. Like lzoState.compress, the loop makes no calls that are not
+// inlined.
 func (st *lz4State) compress(out, src []byte) int {
 	n := len(src)
 	src = src[:n:n]
@@ -123,37 +139,14 @@ func (st *lz4State) compress(out, src []byte) int {
 			}
 		extended:
 			// The sequence: token, literal length, literals, offset, match length.
-			lit := si - anchor
 			tok := op
-			op++
-			if lit >= 15 {
-				out[tok] = 15 << 4
-				r := lit - 15
-				for ; r >= 255; r -= 255 {
-					out[op] = 255
-					op++
-				}
-				out[op] = byte(r)
-				op++
-			} else {
-				out[tok] = byte(lit << 4)
-			}
-			op += copy(out[op:op+lit], src[anchor:si])
+			var litLen, matchLen byte
+			litLen, op = lz4PutLen(out, op+1, si-anchor)
+			op += copy(out[op:op+si-anchor], src[anchor:si])
 			off := si - ref
 			out[op], out[op+1] = byte(off), byte(off>>8)
-			op += 2
-			if m := ml - lz4MinMatch; m >= 15 {
-				out[tok] |= 15
-				r := m - 15
-				for ; r >= 255; r -= 255 {
-					out[op] = 255
-					op++
-				}
-				out[op] = byte(r)
-				op++
-			} else {
-				out[tok] |= byte(m)
-			}
+			matchLen, op = lz4PutLen(out, op+2, ml-lz4MinMatch)
+			out[tok] = litLen<<4 | matchLen
 			si += ml
 			anchor = si
 			if si >= mfLimit {
@@ -167,19 +160,9 @@ func (st *lz4State) compress(out, src []byte) int {
 	// The last literals.
 	lit := n - anchor
 	tok := op
-	op++
-	if lit >= 15 {
-		out[tok] = 15 << 4
-		r := lit - 15
-		for ; r >= 255; r -= 255 {
-			out[op] = 255
-			op++
-		}
-		out[op] = byte(r)
-		op++
-	} else {
-		out[tok] = byte(lit << 4)
-	}
+	var litLen byte
+	litLen, op = lz4PutLen(out, op+1, lit)
+	out[tok] = litLen << 4
 	op += copy(out[op:op+lit], src[anchor:])
 	return op
 }
