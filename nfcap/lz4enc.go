@@ -3,6 +3,7 @@ package nfcap
 import (
 	"encoding/binary"
 	"math/bits"
+	"slices"
 )
 
 // LZ4 block compressor, written from the public description of the LZ4
@@ -50,18 +51,13 @@ type lz4State struct {
 func lz4CompressBound(n int) int { return n + n/255 + 16 }
 
 // lz4Compress appends the LZ4 block for src to dst and returns the
-// extended slice. It grows dst at most once, to
-// len(dst)+lz4CompressBound(len(src)), so a dst with that capacity to
+// extended slice. It grows dst at most once, to hold
+// lz4CompressBound(len(src)) more bytes, so a dst with that capacity to
 // spare makes it allocation free.
 func lz4Compress(dst, src []byte, st *lz4State) []byte {
-	start := len(dst)
-	need := start + lz4CompressBound(len(src))
-	if cap(dst) < need {
-		grown := make([]byte, start, need)
-		copy(grown, dst)
-		dst = grown
-	}
-	n := st.compress(dst[start:need], src)
+	start, bound := len(dst), lz4CompressBound(len(src))
+	dst = slices.Grow(dst, bound)
+	n := st.compress(dst[start:start+bound], src)
 	return dst[:start+n]
 }
 

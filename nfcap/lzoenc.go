@@ -3,6 +3,7 @@ package nfcap
 import (
 	"encoding/binary"
 	"math/bits"
+	"slices"
 )
 
 // LZO1X compressor, written from the public description of the stream
@@ -84,22 +85,16 @@ func lzoCompressBound(n int) int {
 
 // lzoCompress appends the raw LZO1X stream (no header, no length prefix)
 // for src to dst and returns the extended slice. st holds the hash table;
-// nil allocates a fresh one. It grows dst at most once, to
-// len(dst)+lzoCompressBound(len(src)), so a dst with that capacity to spare
-// and a reused st make it allocation free.
+// nil allocates a fresh one. It grows dst at most once, to hold
+// lzoCompressBound(len(src)) more bytes, so a dst with that capacity to
+// spare and a reused st make it allocation free.
 func lzoCompress(dst, src []byte, st *lzoState) []byte {
 	if st == nil {
 		st = new(lzoState)
 	}
-	start := len(dst)
-	need := start + lzoCompressBound(len(src))
-	if cap(dst) < need {
-		grown := make([]byte, start, need)
-		copy(grown, dst)
-		dst = grown
-	}
-	out := dst[start:need]
-	n := st.compress(out, src)
+	start, bound := len(dst), lzoCompressBound(len(src))
+	dst = slices.Grow(dst, bound)
+	n := st.compress(dst[start:start+bound], src)
 	return dst[:start+n]
 }
 
