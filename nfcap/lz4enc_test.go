@@ -2,9 +2,7 @@ package nfcap
 
 import (
 	"bytes"
-	"fmt"
 	"math/rand/v2"
-	"sort"
 	"testing"
 
 	"github.com/pierrec/lz4/v4"
@@ -45,20 +43,22 @@ func lz4RoundTrip(t testing.TB, st *lz4State, src []byte) []byte {
 func lz4CheckBlockEnd(t testing.TB, b []byte, n int) {
 	t.Helper()
 	pos, ip := 0, 0
+	// readLen completes a token's 4-bit length with its extension bytes.
+	readLen := func(n int) int {
+		for n >= 15 && ip < len(b) {
+			c := b[ip]
+			ip++
+			n += int(c)
+			if c != 255 {
+				break
+			}
+		}
+		return n
+	}
 	for ip < len(b) {
 		tok := b[ip]
 		ip++
-		lit := int(tok >> 4)
-		if lit == 15 {
-			for ip < len(b) {
-				c := b[ip]
-				ip++
-				lit += int(c)
-				if c != 255 {
-					break
-				}
-			}
-		}
+		lit := readLen(int(tok >> 4))
 		ip += lit
 		pos += lit
 		if ip >= len(b) {
@@ -68,17 +68,7 @@ func lz4CheckBlockEnd(t testing.TB, b []byte, n int) {
 			return
 		}
 		ip += 2 // offset
-		ml := int(tok&15) + lz4MinMatch
-		if tok&15 == 15 {
-			for ip < len(b) {
-				c := b[ip]
-				ip++
-				ml += int(c)
-				if c != 255 {
-					break
-				}
-			}
-		}
+		ml := readLen(int(tok&15)) + lz4MinMatch
 		if pos > n-lz4MFLimit || pos+ml > n-lz4LastLiterals {
 			t.Fatalf("match at %d of length %d in %d bytes breaks the end rules", pos, ml, n)
 		}
@@ -88,56 +78,16 @@ func lz4CheckBlockEnd(t testing.TB, b []byte, n int) {
 }
 
 func TestLZ4CompressRoundTrip(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 4))
-	type tc struct {
-		name string
-		src  []byte
-	}
-	var cases []tc
-	// Every short length around the end rules (12, 13 bytes), and the
-	// length-field boundaries (15, 15+255).
-	for _, n := range []int{0, 1, 4, 5, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 24, 25, 31, 32, 269, 270, 271, 1000} {
-		cases = append(cases,
-			tc{fmt.Sprintf("random/%d", n), lzoRandom(rng, n)},
-			tc{fmt.Sprintf("zeros/%d", n), make([]byte, n)},
-			tc{fmt.Sprintf("period3/%d", n), lzoPattern(rng, n, 3)},
-		)
-	}
-	for _, n := range []int{4096, 65536, 1 << 20, 5 << 20} {
-		cases = append(cases,
-			tc{fmt.Sprintf("random/%d", n), lzoRandom(rng, n)},
-			tc{fmt.Sprintf("zeros/%d", n), make([]byte, n)},
-		)
-	}
-	for _, p := range []int{1, 2, 4, 5, 8, 15, 19, 100, 274, 4096, 65534, 65535, 65536, 70000} {
-		cases = append(cases, tc{fmt.Sprintf("period/%d", p), lzoPattern(rng, 3*p+1000, p)})
-	}
-	// A single match at a given distance (up to and past the 65535 limit)
-	// and of lengths around the length-field boundaries.
-	for _, d := range []int{1, 2, 4, 8, 255, 256, 65534, 65535, 65536, 65537} {
-		for _, l := range []int{4, 5, 18, 19, 20, 273, 274, 275, 600} {
-			cases = append(cases, tc{fmt.Sprintf("dist%d/len%d", d, l), lzoAtDistance(rng, d, l)})
-		}
-	}
-	for i := range 20 {
-		var b []byte
-		for len(b) < 200_000 {
-			if len(b) > 64 && rng.IntN(2) == 0 {
-				d := 1 + rng.IntN(min(len(b), 70000))
-				l := 1 + rng.IntN(300)
-				for range l {
-					b = append(b, b[len(b)-d])
-				}
-			} else {
-				b = append(b, lzoRandom(rng, rng.IntN(300))...)
-			}
-		}
-		cases = append(cases, tc{fmt.Sprintf("mixed/%d", i), b})
-	}
-	for name, p := range lzoRealPayloads(t) {
-		cases = append(cases, tc{"real/" + name, p})
-	}
-	sort.Slice(cases, func(i, j int) bool { return cases[i].name < cases[j].name })
+	cases := codecCases(t, rand.New(rand.NewPCG(3, 4)), codecLimits{
+		// Around the end rules (12, 13 bytes) and the length-field
+		// boundaries (15, 15+255).
+		short:   []int{0, 1, 4, 5, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 24, 25, 31, 32, 269, 270, 271, 1000},
+		periods: []int{1, 2, 4, 5, 8, 15, 19, 100, 274, 4096, 65534, 65535, 65536, 70000},
+		// Up to and past the 65535 offset limit.
+		dists:   []int{1, 2, 4, 8, 255, 256, 65534, 65535, 65536, 65537},
+		lens:    []int{4, 5, 18, 19, 20, 273, 274, 275, 600},
+		maxDist: 70000,
+	})
 	st := new(lz4State)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -137,59 +137,16 @@ func lzoAtDistance(rng *rand.Rand, dist, mlen int) []byte {
 }
 
 func TestLZOCompressRoundTrip(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	type tc struct {
-		name string
-		src  []byte
-	}
-	var cases []tc
-	// Every short length, random and constant: the first-byte literal
-	// form (1..238), the long form (239 and up), the ext boundaries.
-	for _, n := range []int{0, 1, 2, 3, 4, 5, 15, 16, 17, 18, 19, 20, 21, 22, 33, 34, 237, 238, 239, 240, 255, 272, 273, 274, 500, 528, 529, 1000} {
-		cases = append(cases,
-			tc{fmt.Sprintf("random/%d", n), lzoRandom(rng, n)},
-			tc{fmt.Sprintf("zeros/%d", n), make([]byte, n)},
-			tc{fmt.Sprintf("period3/%d", n), lzoPattern(rng, n, 3)},
-		)
-	}
-	for _, n := range []int{4096, 65536, 1 << 20, 5 << 20} {
-		cases = append(cases,
-			tc{fmt.Sprintf("random/%d", n), lzoRandom(rng, n)},
-			tc{fmt.Sprintf("zeros/%d", n), make([]byte, n)},
-		)
-	}
-	// Runs with periods that hit each match form and its limits.
-	for _, p := range []int{1, 2, 3, 4, 5, 7, 8, 9, 31, 33, 34, 100, 180, 2047, 2048, 2049, 16383, 16384, 16385, 49150, 49151, 49152, 60000} {
-		cases = append(cases, tc{fmt.Sprintf("period/%d", p), lzoPattern(rng, 3*p+1000, p)})
-	}
-	// A single match at a given distance and length.
-	for _, d := range []int{1, 2, 4, 8, 2047, 2048, 2049, 16383, 16384, 16385, 32767, 32768, 32769, 49150, 49151, 49152} {
-		for _, l := range []int{3, 4, 5, 8, 9, 10, 33, 34, 35, 264, 265, 300} {
-			cases = append(cases, tc{fmt.Sprintf("dist%d/len%d", d, l), lzoAtDistance(rng, d, l)})
-		}
-	}
-	// Mixed: random stretches with repeats of earlier text, literal runs of
-	// every length between matches.
-	for i := range 20 {
-		var b []byte
-		for len(b) < 200_000 {
-			if len(b) > 64 && rng.IntN(2) == 0 {
-				d := 1 + rng.IntN(min(len(b), 60000))
-				l := 1 + rng.IntN(300)
-				for range l {
-					b = append(b, b[len(b)-d])
-				}
-			} else {
-				b = append(b, lzoRandom(rng, rng.IntN(300))...)
-			}
-		}
-		cases = append(cases, tc{fmt.Sprintf("mixed/%d", i), b})
-	}
-	for name, p := range lzoRealPayloads(t) {
-		cases = append(cases, tc{"real/" + name, p})
-	}
-	sort.Slice(cases, func(i, j int) bool { return cases[i].name < cases[j].name })
-
+	cases := codecCases(t, rand.New(rand.NewPCG(1, 2)), codecLimits{
+		// The first-byte literal form (1..238), the long form (239 and
+		// up), the ext boundaries.
+		short: []int{0, 1, 2, 3, 4, 5, 15, 16, 17, 18, 19, 20, 21, 22, 33, 34, 237, 238, 239, 240, 255, 272, 273, 274, 500, 528, 529, 1000},
+		// Each match form (M2, M3, M4) and its limits.
+		periods: []int{1, 2, 3, 4, 5, 7, 8, 9, 31, 33, 34, 100, 180, 2047, 2048, 2049, 16383, 16384, 16385, 49150, 49151, 49152, 60000},
+		dists:   []int{1, 2, 4, 8, 2047, 2048, 2049, 16383, 16384, 16385, 32767, 32768, 32769, 49150, 49151, 49152},
+		lens:    []int{3, 4, 5, 8, 9, 10, 33, 34, 35, 264, 265, 300},
+		maxDist: 60000,
+	})
 	st := new(lzoState)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
