@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -308,6 +310,49 @@ func WriteFile(w io.Writer, hosts []HostHistory) error {
 // labels errors, which are *FileError values naming the line and field
 // at fault. Owners with identical details share one *Process.
 func ReadFile(r io.Reader, name string) (*File, error) {
+	// A file of up to maxFileObject bytes is read whole and tried on the
+	// fast path first; the full decoder's limits cannot bite on it, so
+	// both accept the same files.
+	size := int64(64 << 10)
+	if st, ok := r.(interface{ Stat() (fs.FileInfo, error) }); ok {
+		if fi, err := st.Stat(); err == nil && fi.Mode().IsRegular() {
+			size = min(fi.Size(), maxFileObject) + 1
+		}
+	}
+	head, err := readUpTo(r, size, maxFileObject+1)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	if len(head) <= maxFileObject {
+		if f, ok := readFileFast(head); ok {
+			return f, nil
+		}
+	}
+	return readFileFull(io.MultiReader(bytes.NewReader(head), r), name)
+}
+
+// readUpTo reads r to its end or to limit bytes, into a buffer first
+// sized for size bytes.
+func readUpTo(r io.Reader, size, limit int64) ([]byte, error) {
+	b := make([]byte, 0, size)
+	for int64(len(b)) < limit {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, cap(b)) // doubling: few copies
+		}
+		n, err := r.Read(b[len(b):min(int64(cap(b)), limit)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+	return b, nil
+}
+
+// readFileFull is ReadFile by the full decoder.
+func readFileFull(r io.Reader, name string) (*File, error) {
 	f := &File{Version: FileVersion}
 	idx := make(map[string]int)
 	err := DecodeFile(r, name, func(host string, a *AddrInterval, b *Binding) error {
@@ -788,24 +833,41 @@ func parseFileTime(s string) (time.Time, error) {
 	return t.UTC(), nil
 }
 
+// fieldError is what is wrong with one field of an address or binding
+// object; the decoder locates the field in the object's text.
+type fieldError struct {
+	field string
+	err   error
+}
+
+func badField(field, format string, args ...any) *fieldError {
+	return &fieldError{field: field, err: badf(format, args...)}
+}
+
+// locate turns fe into a FileError at its field of the object raw, which
+// starts at offset off.
+func (d *fileDecoder) locate(fe *fieldError, raw []byte, off int64, path string) error {
+	return d.fieldErr(raw, off, path, fe.field, fe.err)
+}
+
 // interval parses from (required) and until (null: open).
-func (d *fileDecoder) interval(raw []byte, off int64, path string, from, until *string) (time.Time, time.Time, error) {
+func interval(from, until *string) (time.Time, time.Time, *fieldError) {
 	if from == nil {
-		return time.Time{}, time.Time{}, d.fieldErr(raw, off, path, "from", badf("missing (want a time)"))
+		return time.Time{}, time.Time{}, badField("from", "missing (want a time)")
 	}
 	f, err := parseFileTime(*from)
 	if err != nil {
-		return f, time.Time{}, d.fieldErr(raw, off, path, "from", err)
+		return f, time.Time{}, &fieldError{"from", err}
 	}
 	if until == nil {
 		return f, time.Time{}, nil
 	}
 	u, err := parseFileTime(*until)
 	if err != nil {
-		return f, u, d.fieldErr(raw, off, path, "until", err)
+		return f, u, &fieldError{"until", err}
 	}
 	if u.Before(f) {
-		return f, u, d.fieldErr(raw, off, path, "until", badf("%s is before from %s", *until, *from))
+		return f, u, badField("until", "%s is before from %s", *until, *from)
 	}
 	return f, u, nil
 }
@@ -815,13 +877,22 @@ func (d *fileDecoder) addr(raw []byte, off int64, path string) (AddrInterval, er
 	if err := d.unmarshalObject(raw, off, path, &fa); err != nil {
 		return AddrInterval{}, err
 	}
+	a, fe := addrFrom(&fa)
+	if fe != nil {
+		return a, d.locate(fe, raw, off, path)
+	}
+	return a, nil
+}
+
+// addrFrom checks and converts a decoded address object.
+func addrFrom(fa *fileAddr) (AddrInterval, *fieldError) {
 	ip, err := netip.ParseAddr(fa.IP)
 	if err != nil || ip.Zone() != "" {
-		return AddrInterval{}, d.fieldErr(raw, off, path, "ip", badf("%q is not an IP address", fa.IP))
+		return AddrInterval{}, badField("ip", "%q is not an IP address", fa.IP)
 	}
-	from, until, err := d.interval(raw, off, path, fa.From, fa.Until)
-	if err != nil {
-		return AddrInterval{}, err
+	from, until, fe := interval(fa.From, fa.Until)
+	if fe != nil {
+		return AddrInterval{}, fe
 	}
 	return AddrInterval{Addr: NormalizeAddr(ip), From: from, Until: until}, nil
 }
@@ -852,10 +923,21 @@ func (d *fileDecoder) binding(raw []byte, off int64, path string) (Binding, erro
 	if err := d.unmarshalObject(raw, off, path, &fb); err != nil {
 		return Binding{}, err
 	}
-	bad := func(field, format string, args ...any) (Binding, error) {
-		return Binding{}, d.fieldErr(raw, off, path, field, badf(format, args...))
+	b, fe := d.bindingFrom(&fb)
+	if fe != nil {
+		return b, d.locate(fe, raw, off, path)
+	}
+	return b, nil
+}
+
+// bindingFrom checks and converts a decoded binding object; owners with
+// identical details share one *Process.
+func (d *fileDecoder) bindingFrom(fb *fileBindingIn) (Binding, *fieldError) {
+	bad := func(field, format string, args ...any) (Binding, *fieldError) {
+		return Binding{}, badField(field, format, args...)
 	}
 	var b Binding
+	var err error
 	if fb.Proto == nil {
 		return bad("proto", "missing (want tcp or udp)")
 	}
@@ -912,11 +994,12 @@ func (d *fileDecoder) binding(raw []byte, off int64, path string) (Binding, erro
 	var start time.Time
 	if fb.StartTime != nil {
 		if start, err = parseFileTime(*fb.StartTime); err != nil {
-			return Binding{}, d.fieldErr(raw, off, path, "start_time", err)
+			return Binding{}, &fieldError{"start_time", err}
 		}
 	}
-	if b.From, b.Until, err = d.interval(raw, off, path, fb.From, fb.Until); err != nil {
-		return Binding{}, err
+	var fe *fieldError
+	if b.From, b.Until, fe = interval(fb.From, fb.Until); fe != nil {
+		return Binding{}, fe
 	}
 	if fb.PID != 0 || fb.Process != "" || fb.Exe != "" || fb.Cmdline != "" || !start.IsZero() {
 		k := fileOwner{pid: int32(fb.PID), start: unixNano(start), uid: b.UID, process: fb.Process,

@@ -315,6 +315,9 @@ func FuzzReadFile(f *testing.F) {
 	f.Add([]byte(fileWith(goodBinding)))
 	f.Add([]byte(`{"version": 1, "hosts": [{"host": "h", "addresses": [{"ip": "::1", "from": "2023-11-14T22:00:00Z", "until": "2023-11-14T23:00:00Z"}]}]}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
+		if _, ok := readFileFast(in); ok {
+			checkFastPath(t, in, true) // the fast path agrees with the full decoder
+		}
 		f1, err := ReadFile(bytes.NewReader(in), "fuzz")
 		if err != nil {
 			var fe *FileError
