@@ -351,18 +351,29 @@ func readUpTo(r io.Reader, size, limit int64) ([]byte, error) {
 	return b, nil
 }
 
+// hostSet finds the hosts of a File by name, adding a new one at the end:
+// a file may list a host in several parts, which are merged.
+type hostSet struct {
+	f   *File
+	idx map[string]int
+}
+
+func (s *hostSet) get(name string) *HostHistory {
+	i, ok := s.idx[name]
+	if !ok {
+		i = len(s.f.Hosts)
+		s.idx[name] = i
+		s.f.Hosts = append(s.f.Hosts, HostHistory{Host: name})
+	}
+	return &s.f.Hosts[i]
+}
+
 // readFileFull is ReadFile by the full decoder.
 func readFileFull(r io.Reader, name string) (*File, error) {
 	f := &File{Version: FileVersion}
-	idx := make(map[string]int)
+	hosts := hostSet{f: f, idx: make(map[string]int)}
 	err := DecodeFile(r, name, func(host string, a *AddrInterval, b *Binding) error {
-		i, ok := idx[host]
-		if !ok {
-			i = len(f.Hosts)
-			idx[host] = i
-			f.Hosts = append(f.Hosts, HostHistory{Host: host})
-		}
-		h := &f.Hosts[i]
+		h := hosts.get(host)
 		if a != nil {
 			h.Addrs = append(h.Addrs, *a)
 		}

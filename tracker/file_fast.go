@@ -25,7 +25,7 @@ func readFileFast(data []byte) (f *File, ok bool) {
 		strs: make(map[string]string), ptrs: make(map[string]*string),
 		arena: make([]Binding, 0, bytes.Count(data, []byte(`"local_port"`)))}
 	f = &File{Version: FileVersion}
-	idx := make(map[string]int)
+	hosts := hostSet{f: f, idx: make(map[string]int)}
 	var seen uint8
 	ok = p.object(func(key string) bool {
 		switch {
@@ -35,7 +35,7 @@ func readFileFast(data []byte) (f *File, ok bool) {
 			return ok && v == FileVersion
 		case key == "hosts" && seen&2 == 0:
 			seen |= 2
-			return p.array(func() bool { return p.host(f, idx) })
+			return p.array(func() bool { return p.host(&hosts) })
 		}
 		return false
 	})
@@ -265,9 +265,9 @@ func mark(seen *uint32, i uint) bool {
 	return true
 }
 
-// host parses one host object into f, merging hosts of the same name as
-// ReadFile does.
-func (p *fastParser) host(f *File, idx map[string]int) bool {
+// host parses one host object into hosts, merging the parts of a host
+// as the full decoder does.
+func (p *fastParser) host(hosts *hostSet) bool {
 	var name string
 	var addrs []AddrInterval
 	var seen uint32
@@ -300,13 +300,7 @@ func (p *fastParser) host(f *File, idx map[string]int) bool {
 	if len(bindings) == 0 {
 		bindings = nil
 	}
-	i, known := idx[name]
-	if !known {
-		i = len(f.Hosts)
-		idx[name] = i
-		f.Hosts = append(f.Hosts, HostHistory{Host: name})
-	}
-	h := &f.Hosts[i]
+	h := hosts.get(name)
 	h.Addrs = appendAll(h.Addrs, addrs)
 	for j := range bindings {
 		bindings[j].Host = name
