@@ -477,7 +477,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		return true
 	}
-	enc.Encode(Message{Type: MsgHello, Seq: since, Host: src.Host(), Time: wireTime(time.Now())})
+	enc.Encode(Message{Type: MsgHello, Seq: since, Host: src.Host(), Time: tracker.FileTime(time.Now())})
 	if !send() {
 		return
 	}
@@ -495,15 +495,15 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		case r.Context().Err() != nil:
 			return // client gone or server shutting down
 		case errors.Is(err, context.DeadlineExceeded):
-			enc.Encode(Message{Type: MsgHeartbeat, Seq: src.Stats().Seq, Time: wireTime(time.Now())})
+			enc.Encode(Message{Type: MsgHeartbeat, Seq: src.Stats().Seq, Time: tracker.FileTime(time.Now())})
 		case errors.Is(err, tracker.ErrResync):
 			s.metrics.streamsDropped.WithLabelValues("slow").Inc()
 			s.log.Info("event stream dropped: client too slow, told to resync", "client", r.RemoteAddr)
-			enc.Encode(Message{Type: MsgResync, Seq: src.Stats().Seq, Error: err.Error(), Time: wireTime(time.Now())})
+			enc.Encode(Message{Type: MsgResync, Seq: src.Stats().Seq, Error: err.Error(), Time: tracker.FileTime(time.Now())})
 			send()
 			return
 		default: // the tracker closed
-			enc.Encode(Message{Type: MsgResync, Seq: src.Stats().Seq, Error: err.Error(), Time: wireTime(time.Now())})
+			enc.Encode(Message{Type: MsgResync, Seq: src.Stats().Seq, Error: err.Error(), Time: tracker.FileTime(time.Now())})
 			send()
 			return
 		}

@@ -7,8 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
-	"time"
+	"strings"
 
 	"github.com/netdumper/netdumper/tracker"
 )
@@ -26,38 +25,19 @@ const (
 )
 
 // Binding is a binding on the wire: the object of the bindings file
-// (tracker package documentation) plus the socket's inode, network
-// namespace and whether it was inherited from its listener, which
-// /v1/bindings and /v1/events add so that a client can tell sockets apart
-// (bindings file readers ignore them).
+// (tracker.FileBinding) plus the socket's inode, network namespace and
+// whether it was inherited from its listener, which /v1/bindings and
+// /v1/events add so that a client can tell sockets apart (bindings file
+// readers ignore them).
 type Binding struct {
-	Proto      string  `json:"proto"`
-	LocalIP    string  `json:"local_ip"`
-	LocalPort  uint16  `json:"local_port"`
-	RemoteIP   string  `json:"remote_ip"`
-	RemotePort uint16  `json:"remote_port"`
-	State      string  `json:"state"`
-	PID        int32   `json:"pid"`
-	StartTime  *string `json:"start_time"`
-	Process    string  `json:"process"`
-	Exe        string  `json:"exe"`
-	Cmdline    string  `json:"cmdline"`
-	UID        uint32  `json:"uid"`
-	User       string  `json:"user"`
-	Container  string  `json:"container"`
-	From       *string `json:"from"`
-	Until      *string `json:"until"`
-	Inode      uint64  `json:"inode,omitempty"`
-	NetNS      uint64  `json:"netns,omitempty"`
-	Inherited  bool    `json:"inherited,omitempty"`
+	tracker.FileBinding
+	Inode     uint64 `json:"inode,omitempty"`
+	NetNS     uint64 `json:"netns,omitempty"`
+	Inherited bool   `json:"inherited,omitempty"`
 }
 
-// Addr is an address interval on the wire.
-type Addr struct {
-	IP    string  `json:"ip"`
-	From  *string `json:"from"`
-	Until *string `json:"until"`
-}
+// Addr is an address interval on the wire, as in a bindings file.
+type Addr = tracker.FileAddr
 
 // Host is one host's part of a document.
 type Host struct {
@@ -114,58 +94,9 @@ type errorBody struct {
 	Resync bool   `json:"resync,omitempty"`
 }
 
-// wireTime formats a time; nil for the zero time.
-func wireTime(t time.Time) *string {
-	if t.IsZero() {
-		return nil
-	}
-	s := t.UTC().Format(time.RFC3339Nano)
-	return &s
-}
-
-// parseWireTime parses an RFC 3339 time (years 1900 to 2200, as the
-// bindings file).
-func parseWireTime(s string) (time.Time, error) {
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time", s)
-	}
-	if y := t.Year(); y < 1900 || y > 2200 {
-		return time.Time{}, fmt.Errorf("%q is out of range (years 1900 to 2200)", s)
-	}
-	return t.UTC(), nil
-}
-
-func addrString(a netip.Addr) string {
-	if !a.IsValid() {
-		return ""
-	}
-	return tracker.NormalizeAddr(a).String()
-}
-
 // FromBinding converts a tracker binding to its wire form.
 func FromBinding(b *tracker.Binding) Binding {
-	w := Binding{
-		Proto:     b.Proto.String(),
-		LocalIP:   addrString(b.Local.Addr()),
-		LocalPort: b.Local.Port(),
-		State:     b.State.String(),
-		UID:       b.UID,
-		From:      wireTime(b.From),
-		Until:     wireTime(b.Until),
-		Inode:     b.Inode,
-		NetNS:     b.NetNS,
-		Inherited: b.Inherited,
-	}
-	if b.Connected() {
-		w.RemoteIP, w.RemotePort = addrString(b.Remote.Addr()), b.Remote.Port()
-	}
-	if p := b.Owner; p != nil {
-		w.PID, w.StartTime = p.PID, wireTime(p.StartTime)
-		w.Process, w.Exe, w.Cmdline = p.Name, p.Exe, p.Cmdline
-		w.UID, w.User, w.Container = p.UID, p.User, p.Container
-	}
-	return w
+	return Binding{FileBinding: tracker.NewFileBinding(b), Inode: b.Inode, NetNS: b.NetNS, Inherited: b.Inherited}
 }
 
 // FieldError names the field of a wire object that is wrong.
@@ -186,108 +117,37 @@ func fieldErr(path, field, format string, args ...any) error {
 	return &FieldError{Field: field, Err: fmt.Errorf(format, args...)}
 }
 
-func parseIP(s string) (netip.Addr, bool) {
-	a, err := netip.ParseAddr(s)
-	if err != nil || a.Zone() != "" {
-		return netip.Addr{}, false
+// inPath puts the field of a *tracker.FieldError under path.
+func inPath(path string, err error) error {
+	var fe *tracker.FieldError
+	if errors.As(err, &fe) {
+		return fieldErr(path, fe.Field, "%w", fe.Err)
 	}
-	return tracker.NormalizeAddr(a), true
+	return err
 }
 
-// Tracker converts a wire binding of host to a tracker binding; path
-// prefixes the field names of errors.
+// Tracker converts a wire binding of host to a tracker binding, with the
+// checks of a bindings file; path prefixes the field names of errors.
 func (w *Binding) Tracker(host, path string) (tracker.Binding, error) {
-	b := tracker.Binding{Host: host, Inherited: w.Inherited}
-	switch w.Proto {
-	case "tcp":
-		b.Proto = tracker.ProtoTCP
-	case "udp":
-		b.Proto = tracker.ProtoUDP
-	default:
-		return b, fieldErr(path, "proto", "%q is not tcp or udp", w.Proto)
-	}
-	lip, ok := parseIP(w.LocalIP)
-	if !ok {
-		return b, fieldErr(path, "local_ip", "%q is not an IP address", w.LocalIP)
-	}
-	b.Local = netip.AddrPortFrom(lip, w.LocalPort)
-	if w.RemoteIP != "" {
-		rip, ok := parseIP(w.RemoteIP)
-		if !ok {
-			return b, fieldErr(path, "remote_ip", "%q is not an IP address", w.RemoteIP)
-		}
-		b.Remote = netip.AddrPortFrom(rip, w.RemotePort)
-		if !b.Connected() {
-			b.Remote = netip.AddrPort{}
-		}
-	} else if w.RemotePort != 0 {
-		return b, fieldErr(path, "remote_port", "%d without a remote_ip", w.RemotePort)
-	}
-	st, err := tracker.ParseState(w.State)
+	b, err := w.FileBinding.Binding()
 	if err != nil {
-		return b, fieldErr(path, "state", "%q is not a socket state as ss(8) names them", w.State)
+		return b, inPath(path, err)
 	}
-	b.State, b.UID, b.Inode, b.NetNS = st, w.UID, w.Inode, w.NetNS
-	if w.From == nil {
-		return b, fieldErr(path, "from", "missing (want a time)")
-	}
-	if b.From, err = parseWireTime(*w.From); err != nil {
-		return b, fieldErr(path, "from", "%w", err)
-	}
-	if w.Until != nil {
-		if b.Until, err = parseWireTime(*w.Until); err != nil {
-			return b, fieldErr(path, "until", "%w", err)
-		}
-		if b.Until.Before(b.From) {
-			return b, fieldErr(path, "until", "%s is before from %s", *w.Until, *w.From)
-		}
-	}
-	if w.PID < 0 {
-		return b, fieldErr(path, "pid", "%d out of range", w.PID)
-	}
-	var start time.Time
-	if w.StartTime != nil {
-		if start, err = parseWireTime(*w.StartTime); err != nil {
-			return b, fieldErr(path, "start_time", "%w", err)
-		}
-	}
-	if w.PID != 0 || w.Process != "" || w.Exe != "" || w.Cmdline != "" || !start.IsZero() {
-		b.Owner = &tracker.Process{PID: w.PID, StartTime: start, Name: w.Process, Comm: w.Process,
-			Exe: w.Exe, Cmdline: w.Cmdline, UID: w.UID, User: w.User, Container: w.Container}
+	b.Host, b.Inherited, b.Inode, b.NetNS = host, w.Inherited, w.Inode, w.NetNS
+	if b.Owner != nil {
+		b.Owner.Comm = b.Owner.Name
 	}
 	return b, nil
 }
 
 // FromAddr converts an address interval to its wire form.
-func FromAddr(a *tracker.AddrInterval) Addr {
-	return Addr{IP: addrString(a.Addr), From: wireTime(a.From), Until: wireTime(a.Until)}
-}
+func FromAddr(a *tracker.AddrInterval) Addr { return tracker.NewFileAddr(a) }
 
-// Tracker converts a wire address interval; path prefixes the field
+// addrInterval converts a wire address interval; path prefixes the field
 // names of errors.
-func (w *Addr) Tracker(path string) (tracker.AddrInterval, error) {
-	var a tracker.AddrInterval
-	ip, ok := parseIP(w.IP)
-	if !ok {
-		return a, fieldErr(path, "ip", "%q is not an IP address", w.IP)
-	}
-	a.Addr = ip
-	if w.From == nil {
-		return a, fieldErr(path, "from", "missing (want a time)")
-	}
-	var err error
-	if a.From, err = parseWireTime(*w.From); err != nil {
-		return a, fieldErr(path, "from", "%w", err)
-	}
-	if w.Until != nil {
-		if a.Until, err = parseWireTime(*w.Until); err != nil {
-			return a, fieldErr(path, "until", "%w", err)
-		}
-		if a.Until.Before(a.From) {
-			return a, fieldErr(path, "until", "%s is before from %s", *w.Until, *w.From)
-		}
-	}
-	return a, nil
+func addrInterval(w *Addr, path string) (tracker.AddrInterval, error) {
+	a, err := w.Interval()
+	return a, inPath(path, err)
 }
 
 // FromView converts a tracker's current view to a snapshot.
@@ -299,7 +159,7 @@ func FromView(v *tracker.View) *Snapshot {
 	for i := range v.Bindings {
 		h.Bindings[i] = FromBinding(&v.Bindings[i])
 	}
-	return &Snapshot{Version: WireVersion, Seq: v.Seq, Time: wireTime(v.Time), Hosts: []Host{h}, Denied: v.Denied}
+	return &Snapshot{Version: WireVersion, Seq: v.Seq, Time: tracker.FileTime(v.Time), Hosts: []Host{h}, Denied: v.Denied}
 }
 
 // View converts a snapshot to a tracker view. A snapshot holds one host.
@@ -317,7 +177,7 @@ func (s *Snapshot) View() (*tracker.View, error) {
 	v := &tracker.View{Seq: s.Seq, Denied: s.Denied}
 	v.Host = h.Host
 	if s.Time != nil {
-		t, err := parseWireTime(*s.Time)
+		t, err := tracker.ParseFileTime(*s.Time)
 		if err != nil {
 			return nil, fieldErr("", "time", "%w", err)
 		}
@@ -325,7 +185,7 @@ func (s *Snapshot) View() (*tracker.View, error) {
 	}
 	v.Addrs = make([]tracker.AddrInterval, 0, len(h.Addresses))
 	for i := range h.Addresses {
-		a, err := h.Addresses[i].Tracker(fmt.Sprintf("hosts[0].addresses[%d]", i))
+		a, err := addrInterval(&h.Addresses[i], fmt.Sprintf("hosts[0].addresses[%d]", i))
 		if err != nil {
 			return nil, err
 		}
@@ -345,7 +205,7 @@ func (s *Snapshot) View() (*tracker.View, error) {
 // EventMessage converts a tracker event to its wire message.
 func EventMessage(e *tracker.Event) Message {
 	b := FromBinding(&e.Binding)
-	return Message{Type: MsgEvent, Seq: e.Seq, Time: wireTime(e.Time), Kind: e.Kind.String(), Binding: &b}
+	return Message{Type: MsgEvent, Seq: e.Seq, Time: tracker.FileTime(e.Time), Kind: e.Kind.String(), Binding: &b}
 }
 
 // Event converts an event message of host's stream to a tracker event.
@@ -366,7 +226,7 @@ func (m *Message) Event(host string) (tracker.Event, error) {
 		return e, fieldErr("", "kind", "%q is not bound, unbound or owner-changed", m.Kind)
 	}
 	if m.Time != nil {
-		t, err := parseWireTime(*m.Time)
+		t, err := tracker.ParseFileTime(*m.Time)
 		if err != nil {
 			return e, fieldErr("", "time", "%w", err)
 		}
@@ -479,7 +339,10 @@ func DecodeSnapshot(r io.Reader) (*tracker.View, error) {
 func describeJSONError(err error) error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) && te.Field != "" {
-		return &FieldError{Field: te.Field, Err: fmt.Errorf("want %s", te.Type)}
+		// encoding/json names the embedded struct in the path; the
+		// document has no such level.
+		field := strings.ReplaceAll(te.Field, "FileBinding.", "")
+		return &FieldError{Field: field, Err: fmt.Errorf("want %s", te.Type)}
 	}
 	if errors.Is(err, io.EOF) {
 		return io.ErrUnexpectedEOF

@@ -67,8 +67,9 @@ var ErrBadFile = errors.New("malformed bindings file")
 // badf returns the cause of a FileError.
 func badf(format string, args ...any) error { return fmt.Errorf(format, args...) }
 
-// fileTime formats a time of a bindings file.
-func fileTime(t time.Time) *string {
+// FileTime formats a time as bindings files (and the remote API) write
+// times: RFC 3339 in UTC, nil for the zero time.
+func FileTime(t time.Time) *string {
 	if t.IsZero() {
 		return nil
 	}
@@ -76,56 +77,89 @@ func fileTime(t time.Time) *string {
 	return &s
 }
 
-// Wire objects of the bindings file. The field order is the order written.
-type (
-	fileAddr struct {
-		IP    string  `json:"ip"`
-		From  *string `json:"from"`
-		Until *string `json:"until"`
-	}
-	fileBinding struct {
-		Proto      string  `json:"proto"`
-		LocalIP    string  `json:"local_ip"`
-		LocalPort  uint16  `json:"local_port"`
-		RemoteIP   string  `json:"remote_ip"`
-		RemotePort uint16  `json:"remote_port"`
-		State      string  `json:"state"`
-		PID        int32   `json:"pid"`
-		StartTime  *string `json:"start_time"`
-		Process    string  `json:"process"`
-		Exe        string  `json:"exe"`
-		Cmdline    string  `json:"cmdline"`
-		UID        uint32  `json:"uid"`
-		User       string  `json:"user"`
-		Container  string  `json:"container"`
-		From       *string `json:"from"`
-		Until      *string `json:"until"`
-	}
-)
-
-func toFileAddr(a *AddrInterval) fileAddr {
-	return fileAddr{IP: a.Addr.String(), From: fileTime(a.From), Until: fileTime(a.Until)}
+// FileAddr is an address interval as bindings files write it; the remote
+// API's documents carry the same objects. The field order is the order
+// written.
+type FileAddr struct {
+	IP    string  `json:"ip"`
+	From  *string `json:"from"`
+	Until *string `json:"until"`
 }
 
-func toFileBinding(b *Binding) fileBinding {
-	fb := fileBinding{
+// FileBinding is a binding as bindings files write it, owner included;
+// the remote API's documents carry the same objects with a few more
+// fields. The field order is the order written.
+type FileBinding struct {
+	Proto      string  `json:"proto"`
+	LocalIP    string  `json:"local_ip"`
+	LocalPort  uint16  `json:"local_port"`
+	RemoteIP   string  `json:"remote_ip"`
+	RemotePort uint16  `json:"remote_port"`
+	State      string  `json:"state"`
+	PID        int32   `json:"pid"`
+	StartTime  *string `json:"start_time"`
+	Process    string  `json:"process"`
+	Exe        string  `json:"exe"`
+	Cmdline    string  `json:"cmdline"`
+	UID        uint32  `json:"uid"`
+	User       string  `json:"user"`
+	Container  string  `json:"container"`
+	From       *string `json:"from"`
+	Until      *string `json:"until"`
+}
+
+// NewFileAddr returns a as a bindings file writes it.
+func NewFileAddr(a *AddrInterval) FileAddr {
+	return FileAddr{IP: addrString(a.Addr), From: FileTime(a.From), Until: FileTime(a.Until)}
+}
+
+// Interval checks fa and converts it; an error is a *FieldError naming
+// the field at fault.
+func (fa *FileAddr) Interval() (AddrInterval, error) {
+	a, fe := addrFrom(fa)
+	if fe != nil {
+		return a, fe
+	}
+	return a, nil
+}
+
+// NewFileBinding returns b as a bindings file writes it.
+func NewFileBinding(b *Binding) FileBinding {
+	fb := FileBinding{
 		Proto:     b.Proto.String(),
 		LocalIP:   addrString(b.Local.Addr()),
 		LocalPort: b.Local.Port(),
 		State:     b.State.String(),
 		UID:       b.UID,
-		From:      fileTime(b.From),
-		Until:     fileTime(b.Until),
+		From:      FileTime(b.From),
+		Until:     FileTime(b.Until),
 	}
 	if b.Connected() {
 		fb.RemoteIP, fb.RemotePort = addrString(b.Remote.Addr()), b.Remote.Port()
 	}
 	if p := b.Owner; p != nil {
-		fb.PID, fb.StartTime = p.PID, fileTime(p.StartTime)
+		fb.PID, fb.StartTime = p.PID, FileTime(p.StartTime)
 		fb.Process, fb.Exe, fb.Cmdline = p.Name, p.Exe, p.Cmdline
 		fb.UID, fb.User, fb.Container = p.UID, p.User, p.Container
 	}
 	return fb
+}
+
+// Binding checks fb and converts it, with the checks of a bindings file's
+// reader; Host is left empty, and each owner is a Process of its own. An
+// error is a *FieldError naming the field at fault.
+func (fb *FileBinding) Binding() (Binding, error) {
+	port := int64(fb.LocalPort)
+	in := fileBindingIn{Proto: &fb.Proto, LocalIP: &fb.LocalIP, LocalPort: &port, RemoteIP: fb.RemoteIP,
+		RemotePort: int64(fb.RemotePort), State: &fb.State, PID: int64(fb.PID), StartTime: fb.StartTime,
+		Process: fb.Process, Exe: fb.Exe, Cmdline: fb.Cmdline, UID: int64(fb.UID), User: fb.User,
+		Container: fb.Container, From: fb.From, Until: fb.Until}
+	var d fileDecoder // no procs: nothing to share
+	b, fe := d.bindingFrom(&in)
+	if fe != nil {
+		return b, fe
+	}
+	return b, nil
 }
 
 func addrString(a netip.Addr) string {
@@ -243,7 +277,7 @@ func (fw *FileWriter) StartHost(host string, addrs []AddrInterval) error {
 			fw.write(",")
 		}
 		fw.write("\n    ")
-		fw.object(toFileAddr(&addrs[i]))
+		fw.object(NewFileAddr(&addrs[i]))
 	}
 	if len(addrs) > 0 {
 		fw.write("\n   ")
@@ -262,7 +296,7 @@ func (fw *FileWriter) WriteBinding(b *Binding) error {
 	}
 	fw.bindings++
 	fw.write("\n    ")
-	fw.object(toFileBinding(b))
+	fw.object(NewFileBinding(b))
 	return fw.err
 }
 
@@ -831,9 +865,9 @@ func kindName(k string) string {
 	return k
 }
 
-// parseFileTime parses an RFC 3339 time of a bindings file; years beyond
-// what Unix nanoseconds hold are refused.
-func parseFileTime(s string) (time.Time, error) {
+// ParseFileTime parses an RFC 3339 time of a bindings file (or of the
+// remote API); years outside 1900 to 2200 are refused.
+func ParseFileTime(s string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return time.Time{}, badf("%q is not an RFC 3339 time", s)
@@ -844,38 +878,44 @@ func parseFileTime(s string) (time.Time, error) {
 	return t.UTC(), nil
 }
 
-// fieldError is what is wrong with one field of an address or binding
-// object; the decoder locates the field in the object's text.
-type fieldError struct {
-	field string
-	err   error
+// FieldError is what is wrong with one field of an address or binding
+// object. The bindings file reader locates the field in the file and
+// returns a FileError.
+type FieldError struct {
+	Field string // the object's key, e.g. "local_ip"
+	Err   error
 }
 
-func badField(field, format string, args ...any) *fieldError {
-	return &fieldError{field: field, err: badf(format, args...)}
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func badField(field, format string, args ...any) *FieldError {
+	return &FieldError{Field: field, Err: badf(format, args...)}
 }
 
 // locate turns fe into a FileError at its field of the object raw, which
 // starts at offset off.
-func (d *fileDecoder) locate(fe *fieldError, raw []byte, off int64, path string) error {
-	return d.fieldErr(raw, off, path, fe.field, fe.err)
+func (d *fileDecoder) locate(fe *FieldError, raw []byte, off int64, path string) error {
+	return d.fieldErr(raw, off, path, fe.Field, fe.Err)
 }
 
 // interval parses from (required) and until (null: open).
-func interval(from, until *string) (time.Time, time.Time, *fieldError) {
+func interval(from, until *string) (time.Time, time.Time, *FieldError) {
 	if from == nil {
 		return time.Time{}, time.Time{}, badField("from", "missing (want a time)")
 	}
-	f, err := parseFileTime(*from)
+	f, err := ParseFileTime(*from)
 	if err != nil {
-		return f, time.Time{}, &fieldError{"from", err}
+		return f, time.Time{}, &FieldError{"from", err}
 	}
 	if until == nil {
 		return f, time.Time{}, nil
 	}
-	u, err := parseFileTime(*until)
+	u, err := ParseFileTime(*until)
 	if err != nil {
-		return f, u, &fieldError{"until", err}
+		return f, u, &FieldError{"until", err}
 	}
 	if u.Before(f) {
 		return f, u, badField("until", "%s is before from %s", *until, *from)
@@ -884,7 +924,7 @@ func interval(from, until *string) (time.Time, time.Time, *fieldError) {
 }
 
 func (d *fileDecoder) addr(raw []byte, off int64, path string) (AddrInterval, error) {
-	var fa fileAddr
+	var fa FileAddr
 	if err := d.unmarshalObject(raw, off, path, &fa); err != nil {
 		return AddrInterval{}, err
 	}
@@ -896,7 +936,7 @@ func (d *fileDecoder) addr(raw []byte, off int64, path string) (AddrInterval, er
 }
 
 // addrFrom checks and converts a decoded address object.
-func addrFrom(fa *fileAddr) (AddrInterval, *fieldError) {
+func addrFrom(fa *FileAddr) (AddrInterval, *FieldError) {
 	ip, err := netip.ParseAddr(fa.IP)
 	if err != nil || ip.Zone() != "" {
 		return AddrInterval{}, badField("ip", "%q is not an IP address", fa.IP)
@@ -908,7 +948,7 @@ func addrFrom(fa *fileAddr) (AddrInterval, *fieldError) {
 	return AddrInterval{Addr: NormalizeAddr(ip), From: from, Until: until}, nil
 }
 
-// fileBindingIn is fileBinding with wide numbers, to report out-of-range
+// fileBindingIn is FileBinding with wide numbers, to report out-of-range
 // values by their value.
 type fileBindingIn struct {
 	Proto      *string `json:"proto"`
@@ -943,8 +983,8 @@ func (d *fileDecoder) binding(raw []byte, off int64, path string) (Binding, erro
 
 // bindingFrom checks and converts a decoded binding object; owners with
 // identical details share one *Process.
-func (d *fileDecoder) bindingFrom(fb *fileBindingIn) (Binding, *fieldError) {
-	bad := func(field, format string, args ...any) (Binding, *fieldError) {
+func (d *fileDecoder) bindingFrom(fb *fileBindingIn) (Binding, *FieldError) {
+	bad := func(field, format string, args ...any) (Binding, *FieldError) {
 		return Binding{}, badField(field, format, args...)
 	}
 	var b Binding
@@ -1004,11 +1044,11 @@ func (d *fileDecoder) bindingFrom(fb *fileBindingIn) (Binding, *fieldError) {
 	b.UID = uint32(fb.UID)
 	var start time.Time
 	if fb.StartTime != nil {
-		if start, err = parseFileTime(*fb.StartTime); err != nil {
-			return Binding{}, &fieldError{"start_time", err}
+		if start, err = ParseFileTime(*fb.StartTime); err != nil {
+			return Binding{}, &FieldError{"start_time", err}
 		}
 	}
-	var fe *fieldError
+	var fe *FieldError
 	if b.From, b.Until, fe = interval(fb.From, fb.Until); fe != nil {
 		return Binding{}, fe
 	}
@@ -1019,7 +1059,9 @@ func (d *fileDecoder) bindingFrom(fb *fileBindingIn) (Binding, *fieldError) {
 		if p == nil {
 			p = &Process{PID: k.pid, StartTime: start, Name: fb.Process, Exe: fb.Exe,
 				Cmdline: fb.Cmdline, UID: b.UID, User: fb.User, Container: fb.Container}
-			d.procs[k] = p
+			if d.procs != nil {
+				d.procs[k] = p
+			}
 		}
 		b.Owner = p
 	}

@@ -310,7 +310,7 @@ func (p *fastParser) host(hosts *hostSet) bool {
 }
 
 func (p *fastParser) addr() (AddrInterval, bool) {
-	var fa fileAddr
+	var fa FileAddr
 	var seen uint32
 	ok := p.object(func(key string) bool {
 		switch key {
