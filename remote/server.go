@@ -262,12 +262,16 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, "ok\n")
 }
 
-// checkParams refuses parameters other than allowed, and repeated ones.
-func checkParams(r *http.Request, allowed ...string) error {
+// queryParams parses the request's query, refusing parameters other than
+// allowed and repeated ones, and returns each parameter's value. Handlers
+// read values from it, never from r.URL.Query: that parser drops pairs
+// containing ';', so a value this check saw could otherwise be ignored.
+func queryParams(r *http.Request, allowed ...string) (map[string]string, error) {
 	q, err := parseQuery(r.URL.RawQuery)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	params := make(map[string]string, len(q))
 	for k, vs := range q {
 		ok := false
 		for _, a := range allowed {
@@ -275,15 +279,16 @@ func checkParams(r *http.Request, allowed ...string) error {
 		}
 		if !ok {
 			if len(allowed) == 0 {
-				return fmt.Errorf("parameter %q: unknown (this endpoint takes none)", k)
+				return nil, fmt.Errorf("parameter %q: unknown (this endpoint takes none)", k)
 			}
-			return fmt.Errorf("parameter %q: unknown (want %s)", k, strings.Join(allowed, ", "))
+			return nil, fmt.Errorf("parameter %q: unknown (want %s)", k, strings.Join(allowed, ", "))
 		}
 		if len(vs) > 1 {
-			return fmt.Errorf("parameter %q: given %d times", k, len(vs))
+			return nil, fmt.Errorf("parameter %q: given %d times", k, len(vs))
 		}
+		params[k] = vs[0]
 	}
-	return nil
+	return params, nil
 }
 
 func parseQuery(raw string) (map[string][]string, error) {
@@ -309,7 +314,7 @@ func parseQuery(raw string) (map[string][]string, error) {
 }
 
 func (s *Server) handleBindings(w http.ResponseWriter, r *http.Request) {
-	if err := checkParams(r); err != nil {
+	if _, err := queryParams(r); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error(), false)
 		return
 	}
@@ -342,8 +347,8 @@ func (s *Server) snapshot() ([]byte, error) {
 }
 
 // timeParam parses an optional RFC 3339 parameter.
-func timeParam(r *http.Request, name string) (time.Time, error) {
-	v := r.URL.Query().Get(name)
+func timeParam(params map[string]string, name string) (time.Time, error) {
+	v := params[name]
 	if v == "" {
 		return time.Time{}, nil
 	}
@@ -355,16 +360,17 @@ func timeParam(r *http.Request, name string) (time.Time, error) {
 }
 
 func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
-	if err := checkParams(r, "from", "to"); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error(), false)
-		return
-	}
-	from, err := timeParam(r, "from")
+	params, err := queryParams(r, "from", "to")
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error(), false)
 		return
 	}
-	to, err := timeParam(r, "to")
+	from, err := timeParam(params, "from")
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error(), false)
+		return
+	}
+	to, err := timeParam(params, "to")
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error(), false)
 		return
@@ -411,13 +417,22 @@ func (d *deadlineWriter) flush() error {
 }
 
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
-	if err := checkParams(r, "since"); err != nil {
+	if r.Method != http.MethodGet {
+		// The GET pattern also routes HEAD here. net/http discards what a
+		// HEAD handler writes without an error, so a stream would never
+		// notice its client had gone and would hold a stream slot.
+		w.Header().Set("Allow", http.MethodGet)
+		writeError(w, http.StatusMethodNotAllowed, "method not allowed: the event stream takes GET", false)
+		return
+	}
+	params, err := queryParams(r, "since")
+	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error(), false)
 		return
 	}
 	src := s.opts.Source
 	var since uint64
-	if v := r.URL.Query().Get("since"); v != "" {
+	if v := params["since"]; v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("parameter \"since\": %q is not a sequence number (an unsigned integer)", v), false)

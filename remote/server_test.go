@@ -200,6 +200,11 @@ func TestMalformedParameters(t *testing.T) {
 		{"/v1/history?from=2023-11-14T22:00:00Z&from=2023-11-14T22:00:00Z", `"from"`},
 		{"/v1/history?from=%zz", `"from"`},
 		{"/v1/bindings?x=1", `"x"`},
+		// url.Values drops pairs with ';': the value checked must be the
+		// value used, not silently ignored.
+		{"/v1/events?since=abc;", `"since"`},
+		{"/v1/history?to=garbage;", `"to"`},
+		{"/v1/history?from=2023-11-14T22:00:00Z&to=2023-11-14T21:00:00Z;", `"to"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {
@@ -402,5 +407,40 @@ func TestClientURLs(t *testing.T) {
 	c, err := NewClient("https://web1:7701/prefix/", ClientOptions{})
 	if err != nil || c.URL() != "https://web1:7701/prefix" {
 		t.Errorf("NewClient with prefix: %v %v", c, err)
+	}
+}
+
+// TestEventsRefusesHead: HEAD on the event stream is refused. Answered as
+// a stream, it would write into net/http's discard, never notice its
+// client going, and hold one of the MaxStreams slots until shutdown.
+func TestEventsRefusesHead(t *testing.T) {
+	tt := webTracker(t, tracker.Options{})
+	ts := startServer(t, ServerOptions{Source: tt, MaxStreams: 1})
+	hc := &http.Client{Timeout: 5 * time.Second}
+	defer hc.CloseIdleConnections()
+	for range 3 {
+		resp, err := hc.Head(ts.URL + "/v1/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != http.MethodGet {
+			t.Fatalf("HEAD /v1/events = %d (Allow %q), want 405 allowing GET", resp.StatusCode, resp.Header.Get("Allow"))
+		}
+	}
+	// The only stream slot is still free.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/v1/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /v1/events after HEADs = %d, want 200", resp.StatusCode)
 	}
 }
