@@ -142,6 +142,11 @@ func (c *Client) get(ctx context.Context, path string, query url.Values, idle ti
 	if resp.StatusCode != http.StatusOK {
 		defer cancel()
 		defer resp.Body.Close()
+		// The header timeout is over once the status line is in: bound
+		// the error body too, or a tracker that stalls in it would hold
+		// up the caller (and a Pool waiting on every tracker) for good.
+		stop := time.AfterFunc(c.opts.Timeout, cancel)
+		defer stop.Stop()
 		msg, resync := readErrorBody(resp.Body)
 		se := &StatusError{URL: u.Redacted(), Code: resp.StatusCode, Message: msg}
 		switch {

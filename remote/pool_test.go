@@ -3,8 +3,10 @@ package remote
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -143,5 +145,65 @@ func TestPoolSameHostNames(t *testing.T) {
 	}
 	if _, err := NewPool([]Target{{URL: sa.URL}, {URL: sa.URL + "/"}}, ClientOptions{}); err == nil {
 		t.Error("the same tracker twice accepted")
+	}
+}
+
+// stalledTracker accepts connections and answers each request with the
+// status line and headers of an error whose body never comes, until the
+// test ends.
+func stalledTracker(t *testing.T, status string) string {
+	t.Helper()
+	ln := mustListen(t)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	t.Cleanup(func() { close(done); ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				buf := make([]byte, 4096)
+				c.Read(buf)
+				io.WriteString(c, "HTTP/1.1 "+status+"\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+				<-done
+			})
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// TestStalledErrorBody: a tracker that sends an error status and then
+// stalls in its body is given up after the client's Timeout, and does not
+// hold up the other trackers of a pool.
+func TestStalledErrorBody(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	bad := stalledTracker(t, "503 Service Unavailable")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	c := newClient(t, bad, ClientOptions{Timeout: timeout})
+	start := time.Now()
+	_, err := c.Bindings(ctx)
+	if el := time.Since(start); err == nil || el > 5*timeout {
+		t.Errorf("Bindings from a stalled tracker: %v after %v, want an error within about %v", err, el, timeout)
+	}
+
+	good := startServer(t, ServerOptions{Source: webTracker(t, tracker.Options{})})
+	p, err := NewPool([]Target{{URL: good.URL}, {URL: bad}}, ClientOptions{Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	hs, err := p.History(ctx, time.Time{}, time.Time{})
+	el := time.Since(start)
+	var pe *PoolError
+	if !errors.As(err, &pe) || len(pe.Failed) != 1 || pe.Failed[0].URL != bad || el > 5*timeout {
+		t.Fatalf("Pool.History with one stalled tracker: %v after %v, want a PoolError naming only %s within about %v", err, el, bad, timeout)
+	}
+	if len(hs) != 1 {
+		t.Errorf("Pool.History returned %d hosts, want the good tracker's one", len(hs))
 	}
 }
