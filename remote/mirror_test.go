@@ -37,14 +37,18 @@ func runMirror(t *testing.T, url string, copts ClientOptions, mopts MirrorOption
 	return m
 }
 
-// waitMirror waits until the mirror shows the tracker's current view.
+// waitMirror waits until the mirror shows the tracker's current view
+// and its stream is up.
 func waitMirror(t *testing.T, m *Mirror, tt *testTracker) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		want := tt.Current()
 		got := m.Current()
-		if got != nil && got.Seq == want.Seq {
+		// Connected too: the view is installed just before the status is
+		// set, and a test that stops the server next must find the stream
+		// up, or it cannot see a reconnect.
+		if got != nil && got.Seq == want.Seq && m.Status().Connected {
 			if diff := cmp.Diff(describe(want.Bindings), describe(got.Bindings)); diff != "" {
 				t.Fatalf("mirror at seq %d differs (-tracker +mirror):\n%s", got.Seq, diff)
 			}
