@@ -115,13 +115,25 @@ type Appendix struct {
 	// Records holds every appendix record as stored, in file order, so a
 	// writer can copy them through unchanged.
 	Records [][]byte
+
+	size int // bytes of Records, checked against maxAppendixBytes
 }
+
+// maxAppendixBytes bounds the records of one file's appendix.
+const maxAppendixBytes = 64 << 10
 
 // parseAppendix decodes the records of one appendix block payload. Records
 // of unknown type, and ident or stat records of the wrong size, are kept in
 // Records but otherwise ignored, as nfdump 1.7.1 does.
+// A file's appendix may hold at most maxAppendixBytes of records in all,
+// however many blocks it spans: nfdump 1.7.1 writes an ident and a stat
+// record (under 300 bytes), and without a limit a tiny compressed file
+// could make every reader keep gigabytes of them.
 func parseAppendix(a *Appendix, payload []byte, n uint32) (int, error) {
 	return walkRecords(payload, n, func(_ int, rec []byte) error {
+		if a.size += len(rec); a.size > maxAppendixBytes {
+			return errf(ErrTooLarge, "appendix records exceed %d bytes in all (nfdump writes an ident and a stat record)", maxAppendixBytes)
+		}
 		a.Records = append(a.Records, bytes.Clone(rec))
 		typ := binary.LittleEndian.Uint16(rec)
 		switch {

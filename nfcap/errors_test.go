@@ -99,6 +99,19 @@ func TestBadInput(t *testing.T) {
 		}), nil, []string{"block 0 at offset 40"}, 0},
 		{"garbage after appendix", append(bytes.Clone(none), bytes.Repeat([]byte{0xff}, 386)...), nil, nil, 1500},
 		{"appendix damaged", mut(none, func(b []byte) []byte { le.PutUint16(b[offApp+12+2:], 2); return b }), nfcap.ErrCorrupt, []string{"appendix block at offset"}, 0},
+		// Compressed, such an appendix is a few hundred bytes on disk; kept,
+		// a few blocks of it would cost every reader gigabytes.
+		{"appendix of many records", mut(none, func(b []byte) []byte {
+			const n = 64<<10/4 + 1 // 4-byte records of an unknown type
+			blk := make([]byte, 12+4*n)
+			le.PutUint32(blk[0:], n)
+			le.PutUint32(blk[4:], 4*n)
+			le.PutUint16(blk[8:], 3)
+			for i := 12; i < len(blk); i += 4 {
+				le.PutUint16(blk[i+2:], 4)
+			}
+			return append(b[:offApp], blk...)
+		}), nfcap.ErrTooLarge, []string{"appendix block at offset", "appendix records exceed 65536 bytes"}, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
