@@ -74,7 +74,8 @@ bytes. Flows nothing matched stay without a username unless --unknown is
 given; it may use {service}, the name of the flow's well-known port.
 
 Without --yes, enrich shows what it would do and asks on a terminal; with no
-terminal it refuses (exit 2). --dry-run touches nothing.
+terminal it refuses (exit 2). --dry-run touches nothing. --watch needs --yes
+(a daemon cannot ask for each file) and cannot be combined with --dry-run.
 
 Exit status: 0 all files done, 1 some file failed (each is named with the
 reason), 2 usage error.`,
@@ -82,7 +83,7 @@ reason), 2 usage error.`,
   netdumper enrich --dry-run --bindings web1.json nfcapd.202311142210
   netdumper enrich --yes --unknown '{service}***' --label '{pid}/{process}' DIR
   nfcapd -w /var/cache/nfdump -x "netdumper enrich --yes --wait 3s %d/%f" ...
-  netdumper enrich --watch /var/cache/nfdump`,
+  netdumper enrich --yes --watch /var/cache/nfdump`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if o.watch != "" {
 				if len(args) > 0 {
@@ -110,7 +111,7 @@ reason), 2 usage error.`,
 	f.BoolVar(&o.asJSON, "json", false, "print one JSON summary object per file")
 	f.DurationVar(&o.tolerance, "tolerance", tracker.DefaultTolerance, "clock-skew tolerance around each flow's times")
 	f.StringVarP(&o.compress, "compress", "z", "", "write with this compression (none, lzo, lz4, bz2, zstd); default: keep")
-	f.StringVar(&o.watch, "watch", "", "keep running: enrich each file nfcapd rotates into `DIR`, once")
+	f.StringVar(&o.watch, "watch", "", "keep running: enrich each file nfcapd rotates into `DIR`, once (needs --yes)")
 	f.DurationVar(&o.delay, "delay", 15*time.Second, "with --watch: wait this long after a file rotates")
 	f.DurationVar(&o.since, "since", 24*time.Hour, "with --watch: at start, take files modified this recently (0: all)")
 	f.DurationVar(&o.wait, "wait", 0, "wait this long before starting (from nfcapd -x: let the trackers record the interval's last seconds)")
@@ -185,9 +186,25 @@ func isTerminal(r any) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
+// check rejects combinations of flags that cannot work together.
+func (o *enrichOptions) check() error {
+	if o.watch != "" {
+		if o.dryRun {
+			return usagef("--watch and --dry-run cannot be combined: the watcher rewrites every file it takes (run --dry-run on the files instead)")
+		}
+		if !o.yes {
+			return usagef("--watch needs --yes: the watcher rewrites each file as nfcapd rotates it and cannot ask for each one")
+		}
+	}
+	return nil
+}
+
 func runEnrich(ctx context.Context, e env, o *enrichOptions, args []string) error {
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if !o.dryRun && !o.yes && o.watch == "" && !isTerminal(e.stdin) {
+	if err := o.check(); err != nil {
+		return err
+	}
+	if !o.dryRun && !o.yes && !isTerminal(e.stdin) {
 		return usagef("not on a terminal: pass --yes to rewrite the files without asking (or --dry-run to see what would change)")
 	}
 	job, err := buildJob(e, o, log)

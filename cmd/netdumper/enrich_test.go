@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/netdumper/netdumper/internal/fixtures"
 )
@@ -95,5 +99,63 @@ func TestEnrichCommand(t *testing.T) {
 	// Missing bindings file: exit 1 naming it.
 	if r := runNetdumper(t, "UTC", "enrich", "--yes", "--bindings", "/nonexistent.json", dir); r.code != exitFailure || !strings.Contains(r.stderr, "/nonexistent.json") {
 		t.Fatalf("missing bindings: code %d %q", r.code, r.stderr)
+	}
+}
+
+// runNetdumperIn runs netdumper like runNetdumper (TZ=UTC), with stdin and
+// stopped after limit (a command that should have exited at once but
+// keeps running then shows as what it did meanwhile).
+func runNetdumperIn(t *testing.T, stdin io.Reader, limit time.Duration, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	getenv := func(k string) string {
+		if k == "TZ" {
+			return "UTC"
+		}
+		return os.Getenv(k)
+	}
+	code := run(ctx, args, env{stdin: stdin, stdout: &stdout, stderr: &stderr, getenv: getenv})
+	return result{stdout.String(), stderr.String(), code}
+}
+
+// TestEnrichWatchNeedsYesNoDryRun: a watcher rewrites every file it takes,
+// so it needs --yes (on a terminal too: it cannot ask for each file) and
+// refuses --dry-run, before it touches anything.
+func TestEnrichWatchNeedsYesNoDryRun(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		tty  bool
+		want []string
+	}{
+		{"dry run", []string{"--yes", "--dry-run"}, false, []string{"--watch", "--dry-run"}},
+		{"dry run without --yes", []string{"--dry-run"}, false, []string{"--watch", "--dry-run"}},
+		{"no --yes", nil, false, []string{"--watch", "--yes"}},
+		{"no --yes on a terminal", nil, true, []string{"--watch", "--yes"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, file, bindings, _ := enrichSetup(t)
+			orig, _ := os.ReadFile(file)
+			var stdin io.Reader = strings.NewReader("")
+			if tc.tty {
+				_, stdin = openPTY(t)
+			}
+			args := append([]string{"enrich", "--watch", dir, "--delay", "0", "--since", "0", "--state", t.TempDir(),
+				"--bindings", bindings}, tc.args...)
+			r := runNetdumperIn(t, stdin, 3*time.Second, args...)
+			if r.code != exitUsage {
+				t.Errorf("exit %d, want %d; stderr:\n%s", r.code, exitUsage, r.stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("stderr %q does not name %s", r.stderr, w)
+				}
+			}
+			if b, _ := os.ReadFile(file); !bytes.Equal(b, orig) {
+				t.Error("the file was rewritten")
+			}
+		})
 	}
 }
