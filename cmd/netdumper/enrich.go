@@ -73,8 +73,9 @@ times. --label fields: ` + enrich.FieldNames + `. Labels are cut to 65
 bytes. Flows nothing matched stay without a username unless --unknown is
 given; it may use {service}, the name of the flow's well-known port.
 
-Without --yes, enrich shows what it would do and asks on a terminal; with no
-terminal it refuses (exit 2). --dry-run touches nothing. --watch needs --yes
+Without --yes, enrich shows what it would do and asks on a terminal (with
+--json on stderr, so that stdout carries only the JSON of the real run); with
+no terminal it refuses (exit 2). --dry-run touches nothing. --watch needs --yes
 (a daemon cannot ask for each file) and cannot be combined with --dry-run.
 
 Exit status: 0 all files done, 1 some file failed (each is named with the
@@ -231,8 +232,15 @@ func runEnrich(ctx context.Context, e env, o *enrichOptions, args []string) erro
 	if len(files) == 0 {
 		return fmt.Errorf("no nfcapd files found in %s", strings.Join(args, " "))
 	}
-	if o.dryRun || (!o.yes && !o.asJSON) {
-		sums, failed := dryRuns(ctx, e, o, job, files)
+	if o.dryRun || !o.yes {
+		// The preview. Before a confirmation with --json, it is the human
+		// summary on stderr, beside the question, so that stdout carries
+		// only the JSON of the real run.
+		out, asJSON := e.stdout, o.asJSON
+		if !o.dryRun && o.asJSON {
+			out, asJSON = e.stderr, false
+		}
+		sums, failed := dryRuns(ctx, e, o, job, files, out, asJSON)
 		if o.dryRun {
 			return failedErr(failed, len(files))
 		}
@@ -264,7 +272,7 @@ func runEnrich(ctx context.Context, e env, o *enrichOptions, args []string) erro
 				continue
 			}
 		}
-		printSummary(e.stdout, o, &sum)
+		printSummary(e.stdout, o.asJSON, &sum)
 	}
 	return failedErr(failed, len(files))
 }
@@ -276,11 +284,11 @@ func failedErr(failed, total int) error {
 	return exitCodeError{code: exitFailure, err: fmt.Errorf("%d of %d files failed", failed, total)}
 }
 
-// dryRuns prints, for each file, its first records as they would be after
-// enrichment and a summary.
-func dryRuns(ctx context.Context, e env, o *enrichOptions, job *enrich.Job, files []string) ([]enrich.Summary, int) {
+// dryRuns prints to out, for each file, a summary (JSON with asJSON) and,
+// with --dry-run, its first records as they would be after enrichment.
+func dryRuns(ctx context.Context, e env, o *enrichOptions, job *enrich.Job, files []string, out io.Writer, asJSON bool) ([]enrich.Summary, int) {
 	var fm *flowfmt.Format
-	if o.dryRun && !o.asJSON && o.sample > 0 {
+	if o.dryRun && !asJSON && o.sample > 0 {
 		var err error
 		if fm, err = flowfmt.Parse(o.format, flowfmt.Options{Location: location(e)}); err != nil {
 			fmt.Fprintf(e.stderr, "netdumper: %v\n", err)
@@ -289,7 +297,7 @@ func dryRuns(ctx context.Context, e env, o *enrichOptions, job *enrich.Job, file
 	}
 	var sums []enrich.Summary
 	failed := 0
-	w := bufio.NewWriter(e.stdout)
+	w := bufio.NewWriter(out)
 	defer w.Flush()
 	var buf []byte
 	for _, p := range files {
@@ -320,7 +328,7 @@ func dryRuns(ctx context.Context, e env, o *enrichOptions, job *enrich.Job, file
 			continue
 		}
 		sums = append(sums, sum)
-		printSummary(w, o, &sum)
+		printSummary(w, asJSON, &sum)
 	}
 	return sums, failed
 }
@@ -346,8 +354,8 @@ func matchRate(s []enrich.Summary) float64 {
 }
 
 // printSummary prints a file's summary as text or one JSON object.
-func printSummary(w io.Writer, o *enrichOptions, s *enrich.Summary) {
-	if o.asJSON {
+func printSummary(w io.Writer, asJSON bool, s *enrich.Summary) {
+	if asJSON {
 		b, _ := json.Marshal(s)
 		fmt.Fprintf(w, "%s\n", b)
 		return
@@ -429,7 +437,7 @@ func runWatch(ctx context.Context, e env, o *enrichOptions, job *enrich.Job, log
 			if err != nil {
 				info.Error("enrich failed", "file", s.Path, "err", err)
 			}
-			printSummary(e.stdout, o, &s)
+			printSummary(e.stdout, o.asJSON, &s)
 		}})
 }
 

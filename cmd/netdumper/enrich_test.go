@@ -159,3 +159,67 @@ func TestEnrichWatchNeedsYesNoDryRun(t *testing.T) {
 		})
 	}
 }
+
+// TestEnrichJSONConfirms: --json does not stand for --yes. On a terminal
+// enrich shows the summary and asks, on stderr, and rewrites only after a
+// yes, with stdout all JSON; without a terminal it refuses, naming --yes.
+func TestEnrichJSONConfirms(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		tty     bool
+		answer  string
+		code    int
+		changed bool
+	}{
+		{"no terminal", false, "", exitUsage, false},
+		{"terminal, no", true, "n\n", exitFailure, false},
+		{"terminal, yes", true, "y\n", exitOK, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, file, bindings, _ := enrichSetup(t)
+			orig, _ := os.ReadFile(file)
+			var stdin io.Reader = strings.NewReader(tc.answer)
+			if tc.tty {
+				ctl, tty := openPTY(t)
+				if _, err := ctl.WriteString(tc.answer); err != nil {
+					t.Fatal(err)
+				}
+				stdin = tty
+			}
+			r := runNetdumperIn(t, stdin, 30*time.Second, "enrich", "--json", "--bindings", bindings, file)
+			if r.code != tc.code {
+				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, tc.code, r.stdout, r.stderr)
+			}
+			b, _ := os.ReadFile(file)
+			if changed := !bytes.Equal(b, orig); changed != tc.changed {
+				t.Errorf("file changed: %v, want %v", changed, tc.changed)
+			}
+			if !tc.tty {
+				if !strings.Contains(r.stderr, "--yes") {
+					t.Errorf("refusal does not name --yes: %q", r.stderr)
+				}
+				return
+			}
+			if !strings.Contains(r.stderr, "would enrich 1500 flows") || !strings.Contains(r.stderr, "[y/N]") {
+				t.Errorf("no summary and question on stderr:\n%s", r.stderr)
+			}
+			var objs int
+			for line := range strings.Lines(r.stdout) {
+				var sum struct {
+					Path  string `json:"path"`
+					Flows int64  `json:"flows"`
+				}
+				if err := json.Unmarshal([]byte(line), &sum); err != nil {
+					t.Fatalf("stdout line %q is not JSON: %v", line, err)
+				}
+				if sum.Path != file || sum.Flows != 1500 {
+					t.Errorf("summary %+v", sum)
+				}
+				objs++
+			}
+			if want := map[bool]int{true: 1, false: 0}[tc.changed]; objs != want {
+				t.Errorf("%d JSON objects on stdout, want %d:\n%s", objs, want, r.stdout)
+			}
+		})
+	}
+}
