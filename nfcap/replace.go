@@ -31,12 +31,20 @@ func IsTempFile(name string) bool {
 }
 
 // CheckReplaceable refuses files that must not be rewritten in place:
-// nfcapd's open file (nfcapd.current.*) and anything but a regular file.
+// nfcapd's open file (nfcapd.current.*), also when reached through a
+// symbolic link, and anything but a regular file.
 func CheckReplaceable(path string) error {
-	if strings.HasPrefix(filepath.Base(path), "nfcapd.current") {
-		return fmt.Errorf("%s: %w; it is renamed when nfcapd rotates it", path, ErrFileBusy)
+	if err := checkNotCurrent(path, path); err != nil {
+		return err
 	}
-	fi, err := os.Stat(path)
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return err
+	}
+	if err := checkNotCurrent(path, real); err != nil {
+		return err
+	}
+	fi, err := os.Stat(real)
 	if err != nil {
 		return err
 	}
@@ -46,25 +54,55 @@ func CheckReplaceable(path string) error {
 	return nil
 }
 
+// checkNotCurrent refuses name if it is nfcapd's open file; path is what
+// the caller asked for.
+func checkNotCurrent(path, name string) error {
+	if !strings.HasPrefix(filepath.Base(name), "nfcapd.current") {
+		return nil
+	}
+	if name != path {
+		return fmt.Errorf("%s: it leads to %s: %w; it is renamed when nfcapd rotates it", path, name, ErrFileBusy)
+	}
+	return fmt.Errorf("%s: %w; it is renamed when nfcapd rotates it", path, ErrFileBusy)
+}
+
 // ReplaceFile replaces the file at path with what write puts into a
 // temporary file in the same directory. The temporary file gets the
-// original's permissions (and owner, when running as root), is synced,
-// and is renamed over the original, and the directory is synced. If write
-// fails, ctx is cancelled, or the original changes in the meantime, the
-// temporary file is removed and the original is left untouched. A crash at
-// any moment leaves either the complete old file or the complete new one.
-func ReplaceFile(ctx context.Context, path string, write func(ctx context.Context, tmp *os.File) error) (err error) {
-	if err := CheckReplaceable(path); err != nil {
+// original's permissions and group (and owner, when running as root; a
+// user who is not a member of the group cannot give it), is synced, and is
+// renamed over the original, and the directory is synced. If write fails,
+// ctx is cancelled, or the original changes in the meantime, the temporary
+// file is removed and the original is left untouched. A crash at any
+// moment leaves either the complete old file or the complete new one.
+func ReplaceFile(ctx context.Context, path string, write func(ctx context.Context, tmp *os.File) error) error {
+	real, before, err := replaceable(path)
+	if err != nil {
 		return err
+	}
+	return replaceFile(ctx, path, real, before, write)
+}
+
+// replaceable checks path with CheckReplaceable and returns the file it
+// leads to and that file's state, the baseline against which a change
+// during the rewrite is detected.
+func replaceable(path string) (string, os.FileInfo, error) {
+	if err := CheckReplaceable(path); err != nil {
+		return "", nil, err
 	}
 	real, err := filepath.EvalSymlinks(path)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	before, err := os.Stat(real)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
+	return real, before, nil
+}
+
+// replaceFile is ReplaceFile for the file real (path resolved), whose
+// state before anything was read from it is before.
+func replaceFile(ctx context.Context, path, real string, before os.FileInfo, write func(ctx context.Context, tmp *os.File) error) error {
 	dir := filepath.Dir(real)
 	tmp, err := os.CreateTemp(dir, tempPattern(filepath.Base(real)))
 	if err != nil {
@@ -86,8 +124,16 @@ func ReplaceFile(ctx context.Context, path string, write func(ctx context.Contex
 	if err := tmp.Chmod(before.Mode().Perm()); err != nil {
 		return fmt.Errorf("setting mode of %s: %w", tmp.Name(), err)
 	}
-	if st, ok := before.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
-		if err := tmp.Chown(int(st.Uid), int(st.Gid)); err != nil {
+	if st, ok := before.Sys().(*syscall.Stat_t); ok {
+		// Root gives the file its owner and group. Anyone else can give it
+		// the group when they belong to it (the nfdump group of a
+		// collector, say), which keeps the file readable by that group;
+		// when they do not, the new file has their own group.
+		uid := -1
+		if os.Geteuid() == 0 {
+			uid = int(st.Uid)
+		}
+		if err := tmp.Chown(uid, int(st.Gid)); err != nil && (uid >= 0 || !errors.Is(err, syscall.EPERM)) {
 			return fmt.Errorf("setting owner of %s: %w", tmp.Name(), err)
 		}
 	}
@@ -112,12 +158,12 @@ func ReplaceFile(ctx context.Context, path string, write func(ctx context.Contex
 	}
 	committed = true
 	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
+	if err == nil {
+		err = d.Sync()
+		d.Close()
 	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
+	if err != nil {
+		return fmt.Errorf("replaced %s, but syncing its directory failed (a crash could still bring the old file back): %w", path, err)
 	}
 	return nil
 }
@@ -125,10 +171,16 @@ func ReplaceFile(ctx context.Context, path string, write func(ctx context.Contex
 // RewriteFile rewrites the nfdump file at path in place (through
 // ReplaceFile), labelling its flows as Rewrite does. Files nfcapd is still
 // writing and files that are not valid nfdump files are refused before
-// anything is written.
+// anything is written. When no record needs a change (and the compression
+// stays), the original is left as it was, modification time included, and
+// the stats say Unchanged.
 func RewriteFile(ctx context.Context, path string, label LabelFunc, opts RewriteOptions) (RewriteStats, error) {
 	var st RewriteStats
-	if err := CheckReplaceable(path); err != nil {
+	// The baseline is taken before the file is opened: a file replaced in
+	// between is then seen as changed, never read as the old one and
+	// renamed over the new one.
+	real, before, err := replaceable(path)
+	if err != nil {
 		return st, err
 	}
 	r, err := OpenFile(path, ReaderOptions{Workers: opts.Workers})
@@ -136,10 +188,24 @@ func RewriteFile(ctx context.Context, path string, label LabelFunc, opts Rewrite
 		return st, err
 	}
 	defer r.Close()
-	err = ReplaceFile(ctx, path, func(ctx context.Context, tmp *os.File) error {
+	recompress := opts.Recompress && opts.Compression != r.Header().Compression
+	err = replaceFile(ctx, path, real, before, func(ctx context.Context, tmp *os.File) error {
 		var err error
-		st, err = Rewrite(ctx, r, tmp, label, opts)
-		return err
+		if st, err = Rewrite(ctx, r, tmp, label, opts); err != nil {
+			return err
+		}
+		if st.Inserted+st.Replaced+st.Placeholder == 0 && !recompress {
+			return errUnchanged
+		}
+		return nil
 	})
+	if errors.Is(err, errUnchanged) {
+		st.Unchanged = true
+		return st, nil
+	}
 	return st, err
 }
+
+// errUnchanged abandons a replacement whose result would hold the same
+// records as the original.
+var errUnchanged = errors.New("no record changed")

@@ -87,6 +87,13 @@ func TestReplaceFile(t *testing.T) {
 		want  error
 	}{
 		{name: "nfcapd still writing", file: "nfcapd.current.4242", want: nfcap.ErrFileBusy},
+		{name: "link to the file nfcapd is writing", file: "nfcapd.current.4243", setup: func(t *testing.T, p string) string {
+			link := filepath.Join(t.TempDir(), "latest.nf")
+			if err := os.Symlink(p, link); err != nil {
+				t.Fatal(err)
+			}
+			return link
+		}, want: nfcap.ErrFileBusy},
 		{name: "not an nfdump file", file: "nfcapd.202301010000", setup: func(t *testing.T, p string) string {
 			os.WriteFile(p, []byte("#!/bin/sh\necho this is not a flow file\n"), 0o644)
 			return p
@@ -166,11 +173,29 @@ func TestReplaceFileKill9(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The rewrite is deterministic: compute the expected new file once.
-	wantNew := filepath.Join(dir, "expected.nf")
-	rewriteTo(t, orig, wantNew, killLabel, nfcap.RewriteOptions{})
-	newBytes, _ := os.ReadFile(wantNew)
-	os.Remove(wantNew)
+	// The rewrite is deterministic: compute the two files the child
+	// alternates between once (labelled a, then relabelled b), and check
+	// that relabelling b with a gives a again.
+	rw := func(in []byte, pass int) []byte {
+		t.Helper()
+		src, dst := filepath.Join(dir, "in.nf"), filepath.Join(dir, "out.nf")
+		defer os.Remove(src)
+		defer os.Remove(dst)
+		if err := os.WriteFile(src, in, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		rewriteTo(t, src, dst, killLabel(pass), killOptions)
+		b, err := os.ReadFile(dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	newA := rw(old, 0)
+	newB := rw(newA, 1)
+	if !bytes.Equal(rw(newB, 0), newA) {
+		t.Fatal("relabelling is not deterministic")
+	}
 
 	target := filepath.Join(dir, "nfcapd.202311142213")
 	dur := runChild(t, target, old, -1)
@@ -187,7 +212,7 @@ func TestReplaceFileKill9(t *testing.T) {
 		switch {
 		case bytes.Equal(got, old):
 			sawOld++
-		case bytes.Equal(got, newBytes):
+		case bytes.Equal(got, newA), bytes.Equal(got, newB):
 			sawNew++
 		default:
 			t.Fatalf("kill after %v left a file that is neither old nor new (%d bytes)", delay, len(got))
@@ -202,7 +227,15 @@ func TestReplaceFileKill9(t *testing.T) {
 	t.Logf("24 kills: %d left the old file, %d the new one (rewrite takes %v)", sawOld, sawNew, dur)
 }
 
-func killLabel(f *nfcap.Flow) (string, bool) { return "killed-midway", f.Proto != nfcap.ProtoICMP }
+// killLabel labels the flows of the child's pass-th rewrite: the label
+// alternates, so that every pass changes the file and renames a new one
+// over it (an unchanged file is left alone).
+func killLabel(pass int) nfcap.LabelFunc {
+	name := [2]string{"killed-midway-a", "killed-midway-b"}[pass%2]
+	return func(f *nfcap.Flow) (string, bool) { return name, f.Proto != nfcap.ProtoICMP }
+}
+
+var killOptions = nfcap.RewriteOptions{Overwrite: true}
 
 // runChild restores target to old, then runs this test binary as a child
 // that rewrites target several times over; with delay >= 0 the child is
@@ -248,12 +281,129 @@ func TestKillChild(t *testing.T) {
 		t.Skip("helper process for TestReplaceFileKill9")
 	}
 	os.Stdout.Write([]byte("s"))
-	// The same labels each time: after the first pass the file is the new
-	// one and stays so; repeating gives the parent a longer window.
+	// Repeating gives the parent a longer window.
 	for i := 0; i < 5; i++ {
-		if _, err := nfcap.RewriteFile(context.Background(), target, killLabel, nfcap.RewriteOptions{}); err != nil {
+		st, err := nfcap.RewriteFile(context.Background(), target, killLabel(i), killOptions)
+		if err != nil {
 			t.Fatal(err)
+		}
+		if st.Unchanged {
+			t.Fatalf("pass %d left the file unchanged", i)
 		}
 	}
 	os.Stdout.Write([]byte("d"))
+}
+
+// TestRewriteFileUnchanged: a rewrite that changes no record leaves the
+// original alone (same inode, same modification time); one that changes
+// the compression does not.
+func TestRewriteFileUnchanged(t *testing.T) {
+	dir := t.TempDir()
+	p := copyFixture(t, "v9-mixed.lz4.nf", dir, "nfcapd.202311142210", 0o644)
+	label := func(*nfcap.Flow) (string, bool) { return "sshd", true }
+	none := func(*nfcap.Flow) (string, bool) { return "", false }
+	old := time.Now().Add(-time.Hour).Truncate(time.Second)
+	tests := []struct {
+		name    string
+		label   nfcap.LabelFunc
+		opts    nfcap.RewriteOptions
+		changed bool
+	}{
+		{"first labelling", label, nfcap.RewriteOptions{}, true},
+		{"the same labels again", label, nfcap.RewriteOptions{}, false},
+		{"overwriting the other usernames", label, nfcap.RewriteOptions{Overwrite: true}, true},
+		{"overwriting with the same labels", label, nfcap.RewriteOptions{Overwrite: true}, false},
+		{"no labels", none, nfcap.RewriteOptions{}, false},
+		{"same compression asked", none, nfcap.RewriteOptions{Recompress: true, Compression: nfcap.CompressLZ4}, false},
+		{"another compression", none, nfcap.RewriteOptions{Recompress: true, Compression: nfcap.CompressLZO}, true},
+		{"other labels with overwrite", func(*nfcap.Flow) (string, bool) { return "nginx", true }, nfcap.RewriteOptions{Overwrite: true}, true},
+	}
+	for _, tc := range tests {
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+		before, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := nfcap.RewriteFile(context.Background(), p, tc.label, tc.opts)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		after, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		replaced := !os.SameFile(before, after) || !after.ModTime().Equal(before.ModTime())
+		if st.Unchanged == tc.changed || replaced != tc.changed {
+			t.Errorf("%s: Unchanged %v, file replaced %v; want a change: %v (%v)", tc.name, st.Unchanged, replaced, tc.changed, st)
+		}
+		onlyFile(t, dir, "nfcapd.202311142210")
+	}
+}
+
+// TestReplaceFileKeepsGroup: a user who is not root but belongs to the
+// file's group (a collector's nfdump group, say) keeps the file in that
+// group, so that the other members can still read it.
+func TestReplaceFileKeepsGroup(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to run the rewrite as another user")
+	}
+	const uid, gid = 65534, 100 // nobody, in the "users" group
+	dir := t.TempDir()
+	// The child (this test binary, run as nobody) needs to reach its copy
+	// of the binary and the file's directory.
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "child.test")
+	b, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	work := filepath.Join(dir, "flows")
+	if err := os.Mkdir(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := copyFixture(t, "v9-mixed.lz4.nf", work, "nfcapd.202311142210", 0o640)
+	for _, f := range []string{work, p} {
+		if err := os.Chown(f, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(bin, "-test.run=^TestRewriteAsChild$")
+	cmd.Env = append(os.Environ(), "ND_REWRITE_CHILD_TARGET="+p)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid, Groups: []uint32{gid}}}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("rewrite as uid %d: %v\n%s", uid, err, out)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys := fi.Sys().(*syscall.Stat_t)
+	if sys.Uid != uid || sys.Gid != gid || fi.Mode().Perm() != 0o640 {
+		t.Errorf("after the rewrite: %d:%d %v, want %d:%d -rw-r-----", sys.Uid, sys.Gid, fi.Mode().Perm(), uid, gid)
+	}
+}
+
+// TestRewriteAsChild is the child side of TestReplaceFileKeepsGroup.
+func TestRewriteAsChild(t *testing.T) {
+	target := os.Getenv("ND_REWRITE_CHILD_TARGET")
+	if target == "" {
+		t.Skip("helper process for TestReplaceFileKeepsGroup")
+	}
+	st, err := nfcap.RewriteFile(context.Background(), target, func(*nfcap.Flow) (string, bool) { return "sshd", true }, nfcap.RewriteOptions{})
+	if err != nil || st.Unchanged {
+		t.Fatalf("rewrite: %v (%v)", err, st)
+	}
 }

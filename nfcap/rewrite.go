@@ -50,10 +50,13 @@ type RewriteStats struct {
 	Flows       int64 // flow records
 	Inserted    int64 // username element added
 	Replaced    int64 // existing username overwritten (or empty one filled)
-	Kept        int64 // existing non-empty username kept
+	Kept        int64 // existing non-empty username kept (or already the label)
 	Placeholder int64 // placeholder written
 	Unlabelled  int64 // no label, no placeholder: record unchanged
 	TooLarge    int64 // element could not be added (record size or element limit)
+	// Unchanged is set by RewriteFile when no record needed a change and
+	// the original file was left as it was.
+	Unchanged bool
 }
 
 // Labelled returns the number of flows that carry a label Rewrite wrote.
@@ -365,7 +368,10 @@ func relabel(out, rec []byte, f *Flow, label LabelFunc, opts *RewriteOptions, pl
 		st.Kept++
 		return append(out, rec...), nil
 	case ok:
-		name = CleanLabel(name)
+		if name = CleanLabel(name); hasName && name == f.Username {
+			st.Kept++ // already says so: the record stays byte for byte
+			return append(out, rec...), nil
+		}
 	case placeholder != "" && !hasName:
 		name, usePlaceholder = placeholder, true
 	default:
