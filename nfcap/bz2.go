@@ -37,9 +37,15 @@ func (d *bz2Decoder) decompress(dst, src []byte) ([]byte, error) {
 	for {
 		if len(dst) == cap(dst) {
 			if len(dst) >= MaxBlockSize {
+				// Full: one more byte means too large, and reading to
+				// the end checks the stream's trailer and checksum, as
+				// for any other size.
 				var one [1]byte
-				if n, _ := d.zr.Read(one[:]); n > 0 {
+				switch n, err := io.ReadFull(d.zr, one[:]); {
+				case n > 0:
 					return nil, errf(ErrTooLarge, "bz2: plain payload over %d bytes", MaxBlockSize)
+				case err != io.EOF:
+					return nil, err
 				}
 				return dst, nil
 			}

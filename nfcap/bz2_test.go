@@ -96,3 +96,21 @@ func FuzzBZ2Decompress(f *testing.F) {
 		}
 	})
 }
+
+// TestBZ2TrailerChecked: a stream whose trailer (end marker and stream
+// checksum) is cut off is refused, also when its payload is exactly the
+// 5 MiB limit, where the decoder stops reading to look for more.
+func TestBZ2TrailerChecked(t *testing.T) {
+	for _, size := range []int{MaxBlockSize - 1, MaxBlockSize} {
+		plain := bytes.Repeat([]byte("nd-bz2-trailer "), size/15+1)[:size]
+		stored := bz2Encode(t, plain)
+		var d bz2Decoder
+		got, err := d.decompress(nil, stored)
+		if err != nil || !bytes.Equal(got, plain) {
+			t.Fatalf("%d bytes: whole stream: %v", size, err)
+		}
+		if _, err := d.decompress(nil, stored[:len(stored)-4]); err == nil {
+			t.Errorf("%d bytes: a stream without its checksum was accepted", size)
+		}
+	}
+}
