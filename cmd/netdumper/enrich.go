@@ -208,6 +208,12 @@ func runEnrich(ctx context.Context, e env, o *enrichOptions, args []string) erro
 	if !o.dryRun && !o.yes && !isTerminal(e.stdin) {
 		return usagef("not on a terminal: pass --yes to rewrite the files without asking (or --dry-run to see what would change)")
 	}
+	// -o is checked before any file is read, as show does: a bad format
+	// is a usage error, not a failure of every file.
+	fm, err := flowfmt.Parse(o.format, flowfmt.Options{Location: location(e)})
+	if err != nil {
+		return usageError{fmt.Errorf("-o %q: %w", o.format, err)}
+	}
 	job, err := buildJob(e, o, log)
 	if err != nil {
 		return err
@@ -240,7 +246,11 @@ func runEnrich(ctx context.Context, e env, o *enrichOptions, args []string) erro
 		if !o.dryRun && o.asJSON {
 			out, asJSON = e.stderr, false
 		}
-		sums, failed := dryRuns(ctx, e, o, job, files, out, asJSON)
+		pv := preview{out: out, errs: e.stderr, asJSON: asJSON}
+		if o.dryRun && !asJSON && o.sample > 0 {
+			pv.fm, pv.sample = fm, o.sample
+		}
+		sums, failed := pv.run(ctx, job, files)
 		if o.dryRun {
 			return failedErr(failed, len(files))
 		}
@@ -284,20 +294,23 @@ func failedErr(failed, total int) error {
 	return exitCodeError{code: exitFailure, err: fmt.Errorf("%d of %d files failed", failed, total)}
 }
 
-// dryRuns prints to out, for each file, a summary (JSON with asJSON) and,
-// with --dry-run, its first records as they would be after enrichment.
-func dryRuns(ctx context.Context, e env, o *enrichOptions, job *enrich.Job, files []string, out io.Writer, asJSON bool) ([]enrich.Summary, int) {
-	var fm *flowfmt.Format
-	if o.dryRun && !asJSON && o.sample > 0 {
-		var err error
-		if fm, err = flowfmt.Parse(o.format, flowfmt.Options{Location: location(e)}); err != nil {
-			fmt.Fprintf(e.stderr, "netdumper: %v\n", err)
-			return nil, len(files)
-		}
-	}
+// preview says where and how dry runs print.
+type preview struct {
+	out, errs io.Writer // summaries and records; errors
+	asJSON    bool      // summaries as JSON objects
+	// fm, when set, prints the first sample records of each file as they
+	// would be after enrichment.
+	fm     *flowfmt.Format
+	sample int
+}
+
+// run dry-runs each file and prints its summary (and records), returning
+// the summaries and the number of files that failed.
+func (pv *preview) run(ctx context.Context, job *enrich.Job, files []string) ([]enrich.Summary, int) {
+	fm := pv.fm
 	var sums []enrich.Summary
 	failed := 0
-	w := bufio.NewWriter(out)
+	w := bufio.NewWriter(pv.out)
 	defer w.Flush()
 	var buf []byte
 	for _, p := range files {
@@ -319,16 +332,16 @@ func dryRuns(ctx context.Context, e env, o *enrichOptions, job *enrich.Job, file
 			buf = fm.AppendRecord(buf[:0], f)
 			w.Write(buf)
 			n++
-			return n < o.sample
+			return n < pv.sample
 		})
 		if err != nil {
 			failed++
 			w.Flush()
-			fmt.Fprintf(e.stderr, "netdumper: %s: %v\n", p, err)
+			fmt.Fprintf(pv.errs, "netdumper: %s: %v\n", p, err)
 			continue
 		}
 		sums = append(sums, sum)
-		printSummary(w, asJSON, &sum)
+		printSummary(w, pv.asJSON, &sum)
 	}
 	return sums, failed
 }

@@ -223,3 +223,32 @@ func TestEnrichJSONConfirms(t *testing.T) {
 		})
 	}
 }
+
+// TestEnrichBadFormat: a bad -o is a usage error (exit 2, as in show),
+// found before any file is read or written.
+func TestEnrichBadFormat(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"dry run", []string{"--dry-run"}},
+		{"dry run, json", []string{"--dry-run", "--json"}},
+		{"real run", []string{"--yes"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, file, bindings, _ := enrichSetup(t)
+			orig, _ := os.ReadFile(file)
+			args := append([]string{"enrich", "-o", "fmt:%bogus", "--bindings", bindings}, tc.args...)
+			r := runNetdumper(t, "UTC", append(args, file)...)
+			if r.code != exitUsage || !strings.Contains(r.stderr, "%bogus") || strings.Contains(r.stderr, "files failed") {
+				t.Errorf("exit %d, want %d; stderr %q", r.code, exitUsage, r.stderr)
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout %q, want nothing", r.stdout)
+			}
+			if b, _ := os.ReadFile(file); !bytes.Equal(b, orig) {
+				t.Error("the file was rewritten")
+			}
+		})
+	}
+}
