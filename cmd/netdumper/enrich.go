@@ -338,6 +338,9 @@ func (pv *preview) run(ctx context.Context, job *enrich.Job, files []string) ([]
 			failed++
 			w.Flush()
 			fmt.Fprintf(pv.errs, "netdumper: %s: %v\n", p, err)
+			if pv.asJSON { // one object per file, as the real run prints
+				printSummary(w, true, &sum)
+			}
 			continue
 		}
 		sums = append(sums, sum)

@@ -252,3 +252,38 @@ func TestEnrichBadFormat(t *testing.T) {
 		})
 	}
 }
+
+// TestEnrichJSONFailedFile: with --json, a dry run prints one object per
+// file like the real run, a file that failed included (with its error).
+func TestEnrichJSONFailedFile(t *testing.T) {
+	for _, mode := range []string{"--dry-run", "--yes"} {
+		t.Run(mode, func(t *testing.T) {
+			dir, file, bindings, _ := enrichSetup(t)
+			bad := filepath.Join(filepath.Dir(file), "nfcapd.202311142215")
+			if err := os.WriteFile(bad, []byte("not a flow file"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			r := runNetdumper(t, "UTC", "enrich", mode, "--json", "--bindings", bindings, dir)
+			if r.code != exitFailure {
+				t.Fatalf("exit %d, want %d; stderr %q", r.code, exitFailure, r.stderr)
+			}
+			type object struct {
+				Path  string `json:"path"`
+				Flows int64  `json:"flows"`
+				Error string `json:"error"`
+			}
+			var got []object
+			for line := range strings.Lines(r.stdout) {
+				var o object
+				if err := json.Unmarshal([]byte(line), &o); err != nil {
+					t.Fatalf("stdout line %q: %v", line, err)
+				}
+				got = append(got, o)
+			}
+			if len(got) != 2 || got[0].Path != file || got[0].Error != "" || got[0].Flows != 1500 ||
+				got[1].Path != bad || !strings.Contains(got[1].Error, "not an nfdump file") {
+				t.Errorf("objects %+v, want %s ok then %s failed", got, file, bad)
+			}
+		})
+	}
+}
