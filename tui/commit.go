@@ -409,6 +409,10 @@ func (d *commitDialog) fileLine(f *commitFile) string {
 		state = st.warn.render("writing…")
 	case outcomeDone:
 		w := f.sum.Written
+		if w.Unchanged {
+			state = st.ok.render("✓ already labelled") + fmt.Sprintf(" (file left as it was; %d kept, %d without)", w.Kept, w.Unlabelled)
+			break
+		}
 		state = st.ok.render(fmt.Sprintf("✓ %d labels written", w.Labelled())) +
 			fmt.Sprintf(" (%d kept, %d without)", w.Kept, w.Unlabelled+w.Placeholder)
 	case outcomeFailed:

@@ -106,6 +106,46 @@ func TestCommitMarkedFiles(t *testing.T) {
 	})
 }
 
+// TestCommitAlreadyLabelled: committing a file that already carries
+// every label says so, and leaves the file as it was.
+func TestCommitAlreadyLabelled(t *testing.T) {
+	dir := flowDir(t)
+	eo := enrich.Options{Sources: []enrich.Source{sampleBindings(t)}}
+	b := filepath.Join(dir, "2026/11/28/nfcapd.202611280535")
+	job, err := enrich.NewJob(eo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := job.Run(context.Background(), b, nil); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.Stat(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, Options{Dir: dir, Enrich: eo})
+	h.until("listing", func() bool { return !h.m.files.listing })
+	h.keys("space", "c") // the newest file
+	h.until("dialog", func() bool { return h.m.commit != nil })
+	d := h.m.commit
+	h.until("match rate", func() bool { return d.files[0].rate != nil })
+	h.keys("y")
+	h.until("done", func() bool { return d.phase == phaseDone })
+	if f := d.files[0]; f.path != b || f.outcome != outcomeDone {
+		t.Fatalf("%s: outcome %d, err %v", f.path, f.outcome, f.err)
+	}
+	if txt := screenText(h.m); !strings.Contains(txt, "✓ already labelled (file left as it was") {
+		t.Errorf("result:\n%s", txt)
+	}
+	after, err := os.Stat(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(before, after) || !after.ModTime().Equal(before.ModTime()) {
+		t.Error("the file was replaced")
+	}
+}
+
 // countKeptUnmatched counts the records of path that carry a username but
 // are not matched (they keep it): after a commit every flow of the sample
 // is either labelled or kept or ICMP.
