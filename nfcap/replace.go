@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // ErrFileBusy means the file is still being written by nfcapd
@@ -28,6 +29,36 @@ func tempPattern(base string) string { return "." + base + ".netdumper-*.tmp" }
 func IsTempFile(name string) bool {
 	b := filepath.Base(name)
 	return strings.HasPrefix(b, ".") && strings.Contains(b, ".netdumper-") && strings.HasSuffix(b, ".tmp")
+}
+
+// RemoveStaleTemps removes the temporary files ReplaceFile left in dir (not
+// in its subdirectories) when its process was killed: those not modified
+// for at least age, so that a rewrite still writing one keeps it. It
+// returns the paths it removed; a file that cannot be removed is an error
+// naming it, and the others are still tried.
+func RemoveStaleTemps(dir string, age time.Duration) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	for _, e := range ents {
+		if !e.Type().IsRegular() || !IsTempFile(e.Name()) {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		fi, err := e.Info()
+		if err != nil || time.Since(fi.ModTime()) < age {
+			continue // gone meanwhile, or still being written
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("removing stale temporary file: %w", err))
+			continue
+		}
+		removed = append(removed, p)
+	}
+	return removed, errors.Join(errs...)
 }
 
 // CheckReplaceable refuses files that must not be rewritten in place:

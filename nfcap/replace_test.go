@@ -407,3 +407,58 @@ func TestRewriteAsChild(t *testing.T) {
 		t.Fatalf("rewrite: %v (%v)", err, st)
 	}
 }
+
+// TestRemoveStaleTemps removes what a killed rewrite left behind, and
+// nothing else: not a temporary file still being written, not a flow file,
+// not a directory.
+func TestRemoveStaleTemps(t *testing.T) {
+	dir := t.TempDir()
+	old := time.Now().Add(-2 * time.Hour)
+	files := []struct {
+		name  string
+		old   bool
+		stale bool
+	}{
+		{".nfcapd.202311142210.netdumper-123.tmp", true, true},
+		{".nfcapd.202311142215.netdumper-456.tmp", false, false}, // being written
+		{"nfcapd.202311142210", true, false},
+		{".nfcapd.202311142220.other.tmp", true, false},
+	}
+	for _, f := range files {
+		p := filepath.Join(dir, f.name)
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if f.old {
+			if err := os.Chtimes(p, old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	sub := filepath.Join(dir, ".nfcapd.202311142230.netdumper-789.tmp") // a directory
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(sub, old, old); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := nfcap.RemoveStaleTemps(dir, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 1 || removed[0] != filepath.Join(dir, files[0].name) {
+		t.Errorf("removed %v, want only %s", removed, files[0].name)
+	}
+	for _, f := range files {
+		_, err := os.Stat(filepath.Join(dir, f.name))
+		if gone := errors.Is(err, os.ErrNotExist); gone != f.stale {
+			t.Errorf("%s: removed %v, want %v", f.name, gone, f.stale)
+		}
+	}
+	if _, err := os.Stat(sub); err != nil {
+		t.Errorf("directory: %v", err)
+	}
+	if _, err := nfcap.RemoveStaleTemps(filepath.Join(dir, "missing"), time.Hour); err == nil {
+		t.Error("no error for a missing directory")
+	}
+}
