@@ -78,8 +78,9 @@ Without --yes, enrich shows what it would do and asks on a terminal (with
 no terminal it refuses (exit 2). --dry-run touches nothing. --watch needs --yes
 (a daemon cannot ask for each file) and cannot be combined with --dry-run.
 
-Exit status: 0 all files done, 1 some file failed (each is named with the
-reason), 2 usage error.`,
+Exit status: 0 all files done, 1 some file failed or some PATH could not be
+searched (each is named with the reason; the others are still done), 2 usage
+error.`,
 		Example: `  netdumper enrich --yes /var/cache/nfdump
   netdumper enrich --dry-run --bindings web1.json nfcapd.202311142210
   netdumper enrich --yes --unknown '{service}***' --label '{pid}/{process}' DIR
@@ -228,14 +229,14 @@ func runEnrich(ctx context.Context, e env, o *enrichOptions, args []string) erro
 			return ctx.Err()
 		}
 	}
-	var files []string
-	if err := nfdir.Walk(ctx, args, func(f nfdir.File) error {
-		files = append(files, f.Path)
-		return nil
-	}); err != nil {
+	files, badPaths, err := findFiles(ctx, e, o, args)
+	if err != nil {
 		return err
 	}
 	if len(files) == 0 {
+		if badPaths > 0 {
+			return failedErr(badPaths, 0, 0)
+		}
 		return fmt.Errorf("no nfcapd files found in %s", strings.Join(args, " "))
 	}
 	if o.dryRun || !o.yes {
@@ -251,11 +252,8 @@ func runEnrich(ctx context.Context, e env, o *enrichOptions, args []string) erro
 			pv.fm, pv.sample = fm, o.sample
 		}
 		sums, failed := pv.run(ctx, job, files)
-		if o.dryRun {
-			return failedErr(failed, len(files))
-		}
-		if failed > 0 {
-			return failedErr(failed, len(files))
+		if o.dryRun || failed > 0 {
+			return failedErr(badPaths, failed, len(files))
 		}
 		if !confirm(e, fmt.Sprintf("Rewrite %d file(s) (%d flows, %.1f%% matched)?", len(files), totalFlows(sums), matchRate(sums)*100)) {
 			return exitCodeError{code: exitFailure, err: errors.New("nothing changed")}
@@ -284,14 +282,60 @@ func runEnrich(ctx context.Context, e env, o *enrichOptions, args []string) erro
 		}
 		printSummary(e.stdout, o.asJSON, &sum)
 	}
-	return failedErr(failed, len(files))
+	return failedErr(badPaths, failed, len(files))
 }
 
-func failedErr(failed, total int) error {
-	if failed == 0 {
+// findFiles returns the files of the PATH arguments. A PATH that cannot be
+// searched (missing, unreadable, nfcapd's open file) is named with the
+// reason on stderr (and as a JSON object with --json) and counted in bad;
+// the others are still searched. err is set only when ctx ends.
+func findFiles(ctx context.Context, e env, o *enrichOptions, args []string) (files []string, bad int, err error) {
+	for _, arg := range args {
+		var found []string
+		err := nfdir.Walk(ctx, []string{arg}, func(f nfdir.File) error {
+			found = append(found, f.Path)
+			return nil
+		})
+		if ctx.Err() != nil {
+			return nil, 0, ctx.Err()
+		}
+		if err != nil {
+			bad++
+			fmt.Fprintf(e.stderr, "netdumper: %s\n", pathError(arg, err))
+			if o.asJSON {
+				printSummary(e.stdout, true, &enrich.Summary{Path: arg, DryRun: o.dryRun, Error: err.Error()})
+			}
+			continue
+		}
+		files = append(files, found...)
+	}
+	return files, bad, nil
+}
+
+// pathError is err as a message that names path once: errors from the
+// file system and nfcap already name it.
+func pathError(path string, err error) string {
+	msg := err.Error()
+	if strings.Contains(msg, path) {
+		return msg
+	}
+	return path + ": " + msg
+}
+
+// failedErr is the exit-1 error of a run where bad PATH arguments could
+// not be searched and failed of total files failed (nil when none).
+func failedErr(bad, failed, total int) error {
+	var msgs []string
+	if bad > 0 {
+		msgs = append(msgs, fmt.Sprintf("%d PATH argument(s) could not be searched", bad))
+	}
+	if failed > 0 {
+		msgs = append(msgs, fmt.Sprintf("%d of %d files failed", failed, total))
+	}
+	if len(msgs) == 0 {
 		return nil
 	}
-	return exitCodeError{code: exitFailure, err: fmt.Errorf("%d of %d files failed", failed, total)}
+	return exitCodeError{code: exitFailure, err: errors.New(strings.Join(msgs, "; "))}
 }
 
 // preview says where and how dry runs print.

@@ -287,3 +287,56 @@ func TestEnrichJSONFailedFile(t *testing.T) {
 		})
 	}
 }
+
+// TestEnrichMissingPath: a PATH that does not exist is named with the
+// reason and the run goes on with the others; the exit status is 1.
+func TestEnrichMissingPath(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		changed bool
+		objects int // JSON objects on stdout (-1: text)
+	}{
+		{"real run", []string{"--yes"}, true, -1},
+		{"real run, json", []string{"--yes", "--json"}, true, 2},
+		{"dry run", []string{"--dry-run"}, false, -1},
+		{"dry run, json", []string{"--dry-run", "--json"}, false, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, file, bindings, _ := enrichSetup(t)
+			orig, _ := os.ReadFile(file)
+			missing := filepath.Join(t.TempDir(), "missing")
+			args := append([]string{"enrich", "--bindings", bindings}, tc.args...)
+			r := runNetdumper(t, "UTC", append(args, missing, file)...)
+			if r.code != exitFailure {
+				t.Errorf("exit %d, want %d; stderr %q", r.code, exitFailure, r.stderr)
+			}
+			if !strings.Contains(r.stderr, missing) || !strings.Contains(r.stderr, "no such file") {
+				t.Errorf("stderr %q does not name %s with the reason", r.stderr, missing)
+			}
+			b, _ := os.ReadFile(file)
+			if changed := !bytes.Equal(b, orig); changed != tc.changed {
+				t.Errorf("%s changed: %v, want %v", file, changed, tc.changed)
+			}
+			if !strings.Contains(r.stdout, file) {
+				t.Errorf("stdout has no summary of %s:\n%s", file, r.stdout)
+			}
+			if tc.objects >= 0 {
+				n := 0
+				for line := range strings.Lines(r.stdout) {
+					var o struct{ Path, Error string }
+					if err := json.Unmarshal([]byte(line), &o); err != nil {
+						t.Fatalf("stdout line %q: %v", line, err)
+					}
+					if (o.Path == missing) != (o.Error != "") {
+						t.Errorf("object %+v", o)
+					}
+					n++
+				}
+				if n != tc.objects {
+					t.Errorf("%d JSON objects, want %d:\n%s", n, tc.objects, r.stdout)
+				}
+			}
+		})
+	}
+}
