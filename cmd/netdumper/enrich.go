@@ -71,7 +71,9 @@ exact 5-tuple, then a listener on the exact address, then a wildcard
 listener on an address the host owned, within --tolerance of the flow's
 times. --label fields: ` + enrich.FieldNames + `. Labels are cut to 65
 bytes. Flows nothing matched stay without a username unless --unknown is
-given; it may use {service}, the name of the flow's well-known port.
+given; it may use {service}, the name of the flow's well-known port. A
+username a record already carries is kept; --overwrite replaces it, but only
+with the label of a binding that matched, never with the --unknown text.
 
 Without --yes, enrich shows what it would do and asks on a terminal (with
 --json on stderr, so that stdout carries only the JSON of the real run); with
@@ -104,8 +106,8 @@ error.`,
 	f.BoolVar(&o.local, "local", false, "also use the local history when --bindings (or --tracker) is given")
 	f.StringArrayVar(&o.bindings, "bindings", nil, "bindings `FILE` (JSON of netdumper bindings export); repeatable")
 	f.StringVar(&o.label, "label", "{process}", "label `TEMPLATE` for matched flows")
-	f.StringVar(&o.unknown, "unknown", "", "label `TEXT` for unmatched flows (may use {service}); default: none")
-	f.BoolVar(&o.overwrite, "overwrite", false, "replace usernames records already carry (default: keep them)")
+	f.StringVar(&o.unknown, "unknown", "", "label `TEXT` for unmatched flows without a username (may use {service}); never replaces one; default: none")
+	f.BoolVar(&o.overwrite, "overwrite", false, "replace usernames records already carry with the label of a match (default: keep them)")
 	f.BoolVar(&o.dryRun, "dry-run", false, "change nothing; print the first records as they would be and a summary")
 	f.BoolVarP(&o.yes, "yes", "y", false, "rewrite without asking")
 	f.StringVarP(&o.format, "output", "o", defaultShowFormat, "record `FORMAT` for --dry-run, as in show")

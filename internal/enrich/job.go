@@ -22,13 +22,15 @@ type Options struct {
 	Sources []Source
 	// Label is the template for matched flows; nil means "{process}".
 	Label *Template
-	// Unknown is the template for flows no binding matched; nil leaves
-	// them without a username.
+	// Unknown is the template for flows no binding matched that carry no
+	// username; nil leaves them without one. It never replaces a username
+	// a record already carries, with or without Overwrite.
 	Unknown *Template
 	// Services names well-known ports for {service}; nil means the
 	// built-in table.
 	Services *services.Table
-	// Overwrite replaces usernames records already carry.
+	// Overwrite replaces usernames records already carry with the label
+	// of a binding that matched (never with the Unknown text).
 	Overwrite bool
 	// Tolerance is the clock-skew tolerance around a flow's times; 0
 	// means tracker.DefaultTolerance.
@@ -230,8 +232,10 @@ func (j *Job) Prepare(ctx context.Context, path string) (*Plan, error) {
 }
 
 // Label returns the label of a flow: the label template for the binding
-// that matched, else the unknown template (if any). It counts the match.
-// It is not safe for concurrent use; see NewLabel.
+// that matched, else, for a flow without a username, the unknown template
+// (if any); an unmatched flow that has a username gets no label, so that
+// it keeps it even when overwriting. It counts the match. It is not safe
+// for concurrent use; see NewLabel.
 func (p *Plan) Label(f *nfcap.Flow) (string, bool) { return p.base.label(f) }
 
 // NewLabel returns another labelling function with its own caches and
@@ -283,7 +287,9 @@ func (l *labeler) label(f *nfcap.Flow) (string, bool) {
 	}
 	l.counts.Unmatched++
 	l.countUnmatched(f, first, last)
-	if opts.Unknown == nil {
+	if opts.Unknown == nil || f.Username != "" {
+		// The unknown text only fills a missing username: what the
+		// exporter or an earlier run wrote is worth more than "unknown".
 		return "", false
 	}
 	svc := opts.Services.ForFlow(f.Proto, f.SrcPort, f.DstPort)
@@ -340,6 +346,8 @@ func (l *labeler) owns(side int, a netip.Addr, first, last int64) bool {
 
 // Effective returns the username nfdump will show for f after the rewrite
 // (given its label), following the job's overwrite policy; "" means none.
+// An existing username is replaced only by a label with ok set, which Label
+// gives such a flow only for a binding that matched.
 func (p *Plan) Effective(f *nfcap.Flow, label string, ok bool) string {
 	switch {
 	case f.Username != "" && (!p.job.opts.Overwrite || !ok):

@@ -27,8 +27,8 @@ func copyFile(t *testing.T, src, dst string) {
 
 // TestJobAgainstTruth enriches the synthetic fixtures with bindings built
 // from their ground truth: every TCP/UDP flow must get the process that
-// owned its local end, existing usernames are kept unless overwriting,
-// and ICMP flows stay unmatched.
+// owned its local end, existing usernames are kept unless overwriting
+// (and then replaced only by a match), and ICMP flows stay unmatched.
 func TestJobAgainstTruth(t *testing.T) {
 	dir := fixtures.Dir(t)
 	for _, tc := range []struct{ file, truth string }{
@@ -81,8 +81,8 @@ func TestJobAgainstTruth(t *testing.T) {
 					}
 					exp := want[i]
 					switch {
-					case before[i] != "" && !overwrite:
-						exp = before[i]
+					case before[i] != "" && (!overwrite || exp == ""):
+						exp = before[i] // the unknown text never replaces a username
 					case exp == "":
 						exp = "-***" // ICMP: no port, no service
 					}
@@ -133,4 +133,93 @@ func TestDryRunTouchesNothing(t *testing.T) {
 	if !dry.TopUnmatched[0].Local {
 		t.Errorf("top unmatched endpoint %+v not known as local", dry.TopUnmatched[0])
 	}
+}
+
+// TestUnknownNeverReplaces: the --unknown text fills only flows without a
+// username; --overwrite replaces an existing username only with the label
+// of a binding that matched. What a dry run shows (Effective) is what the
+// real run writes.
+func TestUnknownNeverReplaces(t *testing.T) {
+	dir := fixtures.Dir(t)
+	bindings, want := truthBindings(t, filepath.Join(dir, "v9-mixed.truth.csv"))
+	for _, tc := range []struct {
+		name      string
+		overwrite bool
+		unknown   string
+	}{
+		{"keep", false, ""},
+		{"keep, unknown", false, "UNK-{service}"},
+		{"overwrite", true, ""},
+		{"overwrite, unknown", true, "UNK-{service}"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "nfcapd.202311142210")
+			copyFile(t, filepath.Join(dir, "v9-mixed.lz4.nf"), path)
+			opts := Options{Sources: []Source{NewBindingsFile(bindings)}, Overwrite: tc.overwrite}
+			if tc.unknown != "" {
+				u, err := ParseTemplate(tc.unknown)
+				if err != nil {
+					t.Fatal(err)
+				}
+				opts.Unknown = u
+			}
+			job, err := NewJob(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var before, dry []string
+			if _, err := job.DryRun(context.Background(), path, func(f *nfcap.Flow, u string) bool {
+				before = append(before, f.Username)
+				dry = append(dry, u)
+				return true
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := job.Run(context.Background(), path, nil); err != nil {
+				t.Fatal(err)
+			}
+			after := flowUsernames(t, path)
+			if len(after) != len(want) || len(dry) != len(want) {
+				t.Fatalf("%d flows after, %d in the dry run, want %d", len(after), len(dry), len(want))
+			}
+			kept, filled := 0, 0
+			for i := range want {
+				var exp string
+				switch matched := want[i] != ""; {
+				case before[i] != "" && (!tc.overwrite || !matched):
+					exp = before[i]
+					kept++
+				case matched:
+					exp = want[i]
+				case tc.unknown != "":
+					exp = "UNK--" // ICMP: no service
+					filled++
+				}
+				if after[i] != exp || dry[i] != exp {
+					t.Fatalf("flow %d (username %q, matched %v): written %q, dry run %q, want %q",
+						i+1, before[i], want[i] != "", after[i], dry[i], exp)
+				}
+			}
+			if kept == 0 || (tc.unknown != "" && filled == 0) {
+				t.Fatalf("fixture has %d kept and %d filled flows: the test checks nothing", kept, filled)
+			}
+		})
+	}
+}
+
+func flowUsernames(t *testing.T, path string) []string {
+	t.Helper()
+	r, err := nfcap.OpenFile(path, nfcap.ReaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var out []string
+	for f, err := range r.Flows() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, f.Username)
+	}
+	return out
 }
