@@ -487,14 +487,20 @@ func runWatch(ctx context.Context, e env, o *enrichOptions, job *enrich.Job, log
 	if fi, err := os.Stat(o.watch); err != nil || !fi.IsDir() {
 		return usagef("--watch %s: not a directory", o.watch)
 	}
+	// The done log knows files by absolute path: --watch w1 and
+	// --watch $PWD/w1 are the same files.
+	dir, err := filepath.Abs(o.watch)
+	if err != nil {
+		return fmt.Errorf("--watch %s: %w", o.watch, err)
+	}
 	done, err := enrich.OpenDoneLog(filepath.Join(o.state, "enriched.log"))
 	if err != nil {
 		return err
 	}
 	defer done.Close()
 	info := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	info.Info("watching", "dir", o.watch, "delay", o.delay, "state", o.state)
-	return job.Watch(ctx, enrich.WatchOptions{Dir: o.watch, Delay: o.delay, Since: o.since, Done: done, Logger: info,
+	info.Info("watching", "dir", dir, "delay", o.delay, "state", o.state)
+	return job.Watch(ctx, enrich.WatchOptions{Dir: dir, Delay: o.delay, Since: o.since, Done: done, Logger: info,
 		Report: func(s enrich.Summary, err error) {
 			if err != nil {
 				info.Error("enrich failed", "file", s.Path, "err", err)

@@ -22,14 +22,22 @@ import (
 
 // DoneLog remembers which files were enriched, so a watcher restarted later
 // does not enrich them twice. It is an append-only text file (one line per
-// file: path, size and modification time after the rewrite) in the state
-// directory; entries for files that no longer exist are dropped when it is
-// loaded.
+// file: absolute path, size and modification time after the rewrite) in the
+// state directory; entries for files that no longer exist are dropped when
+// it is loaded.
+//
+// Paths are made absolute and clean, so that one file is one entry however
+// the watched directory was spelled. Logs of older versions may hold
+// relative paths: those that name an existing file from the current
+// directory are made absolute; the others are kept as they are and match a
+// file whose path ends with them and whose size and modification time are
+// the recorded ones.
 type DoneLog struct {
-	path string
-	mu   sync.Mutex
-	done map[string]doneEntry
-	f    *os.File
+	path   string
+	mu     sync.Mutex
+	done   map[string]doneEntry
+	legacy map[string][]legacyEntry // relative entries by base name
+	f      *os.File
 }
 
 type doneEntry struct {
@@ -37,12 +45,19 @@ type doneEntry struct {
 	mtime int64
 }
 
+// legacyEntry is a relative path of an old log that could not be resolved.
+type legacyEntry struct {
+	rel string // clean, relative
+	doneEntry
+}
+
 // OpenDoneLog loads (or creates) the log at path.
 func OpenDoneLog(path string) (*DoneLog, error) {
-	l := &DoneLog{path: path, done: make(map[string]doneEntry)}
+	l := &DoneLog{path: path, done: make(map[string]doneEntry), legacy: make(map[string][]legacyEntry)}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("done log: %w", err)
 	}
+	rel := map[string]doneEntry{}
 	if f, err := os.Open(path); err == nil {
 		sc := bufio.NewScanner(f)
 		line := 0
@@ -59,62 +74,125 @@ func OpenDoneLog(path string) (*DoneLog, error) {
 				f.Close()
 				return nil, fmt.Errorf("%s:%d: malformed size or mtime", path, line)
 			}
-			l.done[parts[0]] = doneEntry{size, mt}
+			if filepath.IsAbs(parts[0]) {
+				l.done[filepath.Clean(parts[0])] = doneEntry{size, mt}
+			} else {
+				rel[filepath.Clean(parts[0])] = doneEntry{size, mt}
+			}
 		}
 		f.Close()
 		if err := sc.Err(); err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 	} else if !os.IsNotExist(err) {
-		return nil, err
+		return nil, fmt.Errorf("done log: %w", err)
 	}
-	// Rewrite the log without files that are gone, then append to it.
+	// Drop the files that are gone; resolve old relative entries where the
+	// current directory still leads to their file.
 	for p := range l.done {
 		if _, err := os.Stat(p); err != nil {
 			delete(l.done, p)
 		}
 	}
+	byBase := make(map[string][]string, len(l.done))
+	for p := range l.done {
+		byBase[filepath.Base(p)] = append(byBase[filepath.Base(p)], p)
+	}
+relative:
+	for p, e := range rel {
+		for _, abs := range byBase[filepath.Base(p)] {
+			if l.done[abs] == e && strings.HasSuffix(abs, string(filepath.Separator)+p) {
+				continue relative // recorded again with its absolute path
+			}
+		}
+		if abs, err := filepath.Abs(p); err == nil {
+			if _, err := os.Stat(abs); err == nil {
+				if _, ok := l.done[abs]; !ok {
+					l.done[abs] = e
+				}
+				continue
+			}
+		}
+		base := filepath.Base(p)
+		l.legacy[base] = append(l.legacy[base], legacyEntry{p, e})
+	}
+	// Rewrite the log with what is left, then append to it.
 	tmp := path + ".tmp"
 	var b strings.Builder
 	for p, e := range l.done {
 		fmt.Fprintf(&b, "%s\t%d\t%d\n", p, e.size, e.mtime)
 	}
+	for _, es := range l.legacy {
+		for _, e := range es {
+			fmt.Fprintf(&b, "%s\t%d\t%d\n", e.rel, e.size, e.mtime)
+		}
+	}
 	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("done log: %w", err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("done log: %w", err)
 	}
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("done log: %w", err)
 	}
 	l.f = f
 	return l, nil
 }
 
+// absPath is path absolute and clean (as it is when Abs fails).
+func absPath(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return filepath.Clean(path)
+}
+
 // Done reports whether path was enriched and has not changed since.
 func (l *DoneLog) Done(path string, fi fs.FileInfo) bool {
+	path = absPath(path)
+	want := doneEntry{fi.Size(), fi.ModTime().UnixNano()}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	e, ok := l.done[path]
-	return ok && e.size == fi.Size() && e.mtime == fi.ModTime().UnixNano()
+	if e, ok := l.done[path]; ok {
+		return e == want
+	}
+	// An old relative entry: the same file if path ends with it and its
+	// size and time are the recorded ones. It is recorded again as path.
+	base := filepath.Base(path)
+	for i, e := range l.legacy[base] {
+		if e.doneEntry == want && strings.HasSuffix(path, string(filepath.Separator)+e.rel) {
+			l.legacy[base] = slices.Delete(l.legacy[base], i, i+1)
+			_ = l.record(path, want) // if this fails, the old entry still says it next time
+			return true
+		}
+	}
+	return false
 }
 
 // Mark records path as enriched, as it is now on disk.
 func (l *DoneLog) Mark(path string) error {
+	path = absPath(path)
 	fi, err := os.Stat(path)
 	if err != nil {
 		return err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	e := doneEntry{fi.Size(), fi.ModTime().UnixNano()}
+	return l.record(path, doneEntry{fi.Size(), fi.ModTime().UnixNano()})
+}
+
+// record adds an entry for the absolute path; l.mu is held.
+func (l *DoneLog) record(path string, e doneEntry) error {
 	l.done[path] = e
 	if _, err := fmt.Fprintf(l.f, "%s\t%d\t%d\n", path, e.size, e.mtime); err != nil {
-		return err
+		return fmt.Errorf("done log: %w", err)
 	}
-	return l.f.Sync()
+	if err := l.f.Sync(); err != nil {
+		return fmt.Errorf("done log: %w", err)
+	}
+	return nil
 }
 
 // Close closes the log file.
@@ -172,6 +250,13 @@ func (j *Job) Watch(ctx context.Context, opts WatchOptions) error {
 	if opts.Done == nil {
 		return errors.New("watch: no done log")
 	}
+	// Files are known by absolute paths (the done log's keys), whatever
+	// the spelling of Dir.
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return fmt.Errorf("watch %s: %w", opts.Dir, err)
+	}
+	opts.Dir = dir
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("watch %s: %w", opts.Dir, err)

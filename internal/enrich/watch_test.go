@@ -3,8 +3,10 @@ package enrich
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -147,5 +149,132 @@ func TestDoneLogMalformed(t *testing.T) {
 	os.WriteFile(p, []byte("/x\t1\n"), 0o644)
 	if _, err := OpenDoneLog(p); err == nil || !bytes.Contains([]byte(err.Error()), []byte(":1: malformed")) {
 		t.Fatalf("err %v", err)
+	}
+}
+
+// startWatch runs job.Watch on dir with the done log at logPath until the
+// returned stop is called; reports counts the attempts per file base name.
+func startWatch(t *testing.T, job *Job, dir, logPath string, opts WatchOptions) (stop func(), reports func(string) int) {
+	t.Helper()
+	done, err := OpenDoneLog(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	opts.Dir, opts.Done = dir, done
+	opts.Report = func(s Summary, err error) {
+		mu.Lock()
+		seen[filepath.Base(s.Path)]++
+		mu.Unlock()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan error, 1)
+	go func() { ch <- job.Watch(ctx, opts) }()
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-ch; err != nil {
+			t.Errorf("watch: %v", err)
+		}
+		done.Close()
+	}
+	t.Cleanup(stop)
+	return stop, func(name string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return seen[name]
+	}
+}
+
+// TestWatchSameFileAnySpelling: the done log knows files by absolute path,
+// so a watcher restarted with the directory spelled differently (relative,
+// absolute, with dots) does not enrich the same file again.
+func TestWatchSameFileAnySpelling(t *testing.T) {
+	fx := fixtures.Dir(t)
+	bindings, _ := truthBindings(t, filepath.Join(fx, "v9-mixed.truth.csv"))
+	job, err := NewJob(Options{Sources: []Source{NewBindingsFile(bindings)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := t.TempDir()
+	t.Chdir(base)
+	os.Mkdir("w1", 0o755)
+	file := filepath.Join(base, "w1", "nfcapd.202311142210")
+	copyFile(t, filepath.Join(fx, "v9-mixed.none.nf"), file)
+	logPath := filepath.Join(t.TempDir(), "enriched.log")
+	opts := WatchOptions{Poll: 20 * time.Millisecond}
+
+	stop, reports := startWatch(t, job, "w1", logPath, opts)
+	waitFor(t, 10*time.Second, func() bool { return reports("nfcapd.202311142210") > 0 })
+	stop()
+	before, _ := os.Stat(file)
+	for _, spelling := range []string{filepath.Join(base, "w1"), "./w1/", filepath.Join(base, "w1", "..", "w1"), "w1"} {
+		stop, reports := startWatch(t, job, spelling, logPath, opts)
+		time.Sleep(300 * time.Millisecond) // 15 polls
+		stop()
+		if n := reports("nfcapd.202311142210"); n != 0 {
+			t.Errorf("--watch %s: enriched again (%d attempts)", spelling, n)
+		}
+	}
+	if after, _ := os.Stat(file); !after.ModTime().Equal(before.ModTime()) {
+		t.Error("file rewritten again")
+	}
+	b, _ := os.ReadFile(logPath)
+	for line := range strings.Lines(string(b)) {
+		if !filepath.IsAbs(strings.Split(line, "\t")[0]) {
+			t.Errorf("log entry %q is not absolute", line)
+		}
+	}
+}
+
+// TestDoneLogOldRelativeEntries: a log written by an older version holds
+// paths as they were spelled. Such entries still mark their file as done:
+// resolved from the current directory when that leads to it, else matched
+// by path suffix, size and modification time.
+func TestDoneLogOldRelativeEntries(t *testing.T) {
+	base := t.TempDir()
+	file := filepath.Join(base, "w1", "2023", "nfcapd.202311142210")
+	os.MkdirAll(filepath.Dir(file), 0o755)
+	os.WriteFile(file, []byte("enriched"), 0o644)
+	fi, _ := os.Stat(file)
+	mtime := fi.ModTime().UnixNano()
+	for _, tc := range []struct {
+		name  string
+		cwd   string // relative to base
+		entry string
+		size  int64
+		want  bool
+	}{
+		{"from the same directory", ".", "w1/2023/nfcapd.202311142210", fi.Size(), true},
+		{"with dots", ".", "./w1/2023/../2023/nfcapd.202311142210", fi.Size(), true},
+		{"from elsewhere", "w1/2023", "w1/2023/nfcapd.202311142210", fi.Size(), true},
+		{"from elsewhere, shorter", "w1", "2023/nfcapd.202311142210", fi.Size(), true},
+		{"changed since", "w1", "w1/2023/nfcapd.202311142210", fi.Size() + 1, false},
+		{"another directory's file", "w1", "w2/2023/nfcapd.202311142210", fi.Size(), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Chdir(filepath.Join(base, tc.cwd))
+			logPath := filepath.Join(t.TempDir(), "enriched.log")
+			os.WriteFile(logPath, []byte(fmt.Sprintf("%s\t%d\t%d\n", tc.entry, tc.size, mtime)), 0o644)
+			for round := range 2 { // and again once the log was rewritten
+				l, err := OpenDoneLog(logPath)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := l.Done(file, fi)
+				l.Close()
+				if got != tc.want {
+					t.Fatalf("round %d: Done = %v, want %v", round+1, got, tc.want)
+				}
+			}
+			if b, _ := os.ReadFile(logPath); tc.want && string(b) != fmt.Sprintf("%s\t%d\t%d\n", file, fi.Size(), mtime) {
+				t.Errorf("log not migrated to the absolute path:\n%s", b)
+			}
+		})
 	}
 }
