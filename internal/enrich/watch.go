@@ -333,6 +333,9 @@ func (j *Job) Watch(ctx context.Context, opts WatchOptions) error {
 				pe.attempts++
 				backoff := min(opts.MaxBackoff, opts.Delay+time.Duration(1<<min(pe.attempts, 20))*time.Second)
 				pe.due = opts.now().Add(backoff)
+				if pe.due.Before(next) { // wake up for the retry, not at the next poll
+					next = pe.due
+				}
 				log.Warn("enrich failed; will retry", "file", p, "attempt", pe.attempts, "retry_in", backoff, "err", err)
 				continue
 			}

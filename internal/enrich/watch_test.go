@@ -278,3 +278,54 @@ func TestDoneLogOldRelativeEntries(t *testing.T) {
 		})
 	}
 }
+
+// TestWatchRetriesOnTime: a failed file is retried when its backoff ends,
+// not at the next poll of the directory.
+func TestWatchRetriesOnTime(t *testing.T) {
+	fx := fixtures.Dir(t)
+	bindings, _ := truthBindings(t, filepath.Join(fx, "v9-mixed.truth.csv"))
+	job, err := NewJob(Options{Sources: []Source{NewBindingsFile(bindings)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "nfcapd.202311142215"), []byte("not a flow file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const backoff = 200 * time.Millisecond
+	var mu sync.Mutex
+	var attempts []time.Time
+	done, err := OpenDoneLog(filepath.Join(t.TempDir(), "enriched.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan error, 1)
+	go func() {
+		stopped <- job.Watch(ctx, WatchOptions{Dir: dir, Poll: time.Minute, MaxBackoff: backoff, Done: done,
+			Report: func(s Summary, err error) {
+				mu.Lock()
+				attempts = append(attempts, time.Now())
+				mu.Unlock()
+			}})
+	}()
+	defer func() {
+		cancel()
+		if err := <-stopped; err != nil {
+			t.Error(err)
+		}
+	}()
+	waitFor(t, 5*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(attempts) >= 3
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for i := 1; i < 3; i++ {
+		if gap := attempts[i].Sub(attempts[i-1]); gap < backoff || gap > backoff+time.Second {
+			t.Errorf("attempt %d came %v after the previous one, want about %v", i+1, gap, backoff)
+		}
+	}
+}
