@@ -430,9 +430,13 @@ func printSummary(w io.Writer, asJSON bool, s *enrich.Summary) {
 		fmt.Fprintf(w, "%s: failed: %s\n", s.Path, s.Error)
 		return
 	}
-	fmt.Fprintf(w, "%s: %s %d flows: %d matched (%.1f%%: %d 5-tuple, %d listener, %d wildcard), %d unmatched; %d bindings for %s .. %s",
-		s.Path, verb, s.Flows, s.Matched(), s.MatchRate()*100, s.Exact, s.Listener, s.Wildcard, s.Unmatched,
-		s.Bindings, s.First.UTC().Format(time.DateTime), s.Last.UTC().Format(time.DateTime))
+	fmt.Fprintf(w, "%s: %s %d flows: %d matched (%.1f%%: %d 5-tuple, %d listener, %d wildcard), %d unmatched; ",
+		s.Path, verb, s.Flows, s.Matched(), s.MatchRate()*100, s.Exact, s.Listener, s.Wildcard, s.Unmatched)
+	if s.First.IsZero() {
+		fmt.Fprint(w, "no flows, no time window")
+	} else {
+		fmt.Fprintf(w, "%d bindings for %s .. %s", s.Bindings, s.First.UTC().Format(time.DateTime), s.Last.UTC().Format(time.DateTime))
+	}
 	if !s.DryRun {
 		fmt.Fprintf(w, "; written: %d inserted, %d replaced, %d kept", s.Written.Inserted, s.Written.Replaced, s.Written.Kept)
 		if s.Written.TooLarge > 0 {

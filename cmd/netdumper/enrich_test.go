@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/netdumper/netdumper/internal/fixtures"
+	"github.com/netdumper/netdumper/nfcap"
 )
 
 // enrichSetup copies v9-mixed into a fresh nfcapd-style directory (with an
@@ -336,6 +337,53 @@ func TestEnrichMissingPath(t *testing.T) {
 				if n != tc.objects {
 					t.Errorf("%d JSON objects, want %d:\n%s", n, tc.objects, r.stdout)
 				}
+			}
+		})
+	}
+}
+
+// writeEmptyFlowFile writes a valid nfdump file without flows.
+func writeEmptyFlowFile(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := nfcap.NewWriter(f, nfcap.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEnrichEmptyFile: a file without flows has no time window; the
+// summary says so instead of showing the zero time.
+func TestEnrichEmptyFile(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"dry run", []string{"--dry-run"}, "no flows, no time window"},
+		{"real run", []string{"--yes"}, "no flows, no time window"},
+		{"dry run, json", []string{"--dry-run", "--json"}, `"flows":0`},
+		{"real run, json", []string{"--yes", "--json"}, `"flows":0`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, bindings, _ := enrichSetup(t)
+			file := filepath.Join(t.TempDir(), "nfcapd.202311142220")
+			writeEmptyFlowFile(t, file)
+			r := runNetdumper(t, "UTC", append(append([]string{"enrich", "--bindings", bindings}, tc.args...), file)...)
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			if !strings.Contains(r.stdout, tc.want) || strings.Contains(r.stdout, "0001-01-01") {
+				t.Errorf("stdout %q: want %q and no zero time", r.stdout, tc.want)
 			}
 		})
 	}

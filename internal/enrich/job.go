@@ -92,9 +92,11 @@ type Endpoint struct {
 
 // Summary describes what enrichment did (or would do) to one file.
 type Summary struct {
-	Path  string    `json:"path"`
-	First time.Time `json:"first"`
-	Last  time.Time `json:"last"`
+	Path string `json:"path"`
+	// First and Last are the time window of the file's flows; zero (and
+	// left out of the JSON) when it has none.
+	First time.Time `json:"first,omitzero"`
+	Last  time.Time `json:"last,omitzero"`
 	Flows int64     `json:"flows"`
 	// Matched flows per kind.
 	Exact    int64 `json:"matched_exact"`
