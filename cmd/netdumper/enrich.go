@@ -277,7 +277,7 @@ func runEnrich(ctx context.Context, e env, o *enrichOptions, args []string) erro
 		}
 		if err != nil {
 			failed++
-			fmt.Fprintf(e.stderr, "netdumper: %s: %v\n", p, err)
+			fmt.Fprintf(e.stderr, "netdumper: %s\n", pathError(p, err))
 			if !o.asJSON {
 				continue
 			}
@@ -314,11 +314,11 @@ func findFiles(ctx context.Context, e env, o *enrichOptions, args []string) (fil
 	return files, bad, nil
 }
 
-// pathError is err as a message that names path once: errors from the
-// file system and nfcap already name it.
+// pathError is err as a message that names path once: errors of the file
+// system ("open PATH: ...") and of nfcap ("PATH: ...") already name it.
 func pathError(path string, err error) string {
 	msg := err.Error()
-	if strings.Contains(msg, path) {
+	if strings.HasPrefix(msg, path+": ") || strings.Contains(msg, " "+path+": ") {
 		return msg
 	}
 	return path + ": " + msg
@@ -383,7 +383,7 @@ func (pv *preview) run(ctx context.Context, job *enrich.Job, files []string) ([]
 		if err != nil {
 			failed++
 			w.Flush()
-			fmt.Fprintf(pv.errs, "netdumper: %s: %v\n", p, err)
+			fmt.Fprintf(pv.errs, "netdumper: %s\n", pathError(p, err))
 			if pv.asJSON { // one object per file, as the real run prints
 				printSummary(w, true, &sum)
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -386,5 +387,57 @@ func TestEnrichEmptyFile(t *testing.T) {
 				t.Errorf("stdout %q: want %q and no zero time", r.stdout, tc.want)
 			}
 		})
+	}
+}
+
+// TestEnrichErrorNamesPathOnce: a failed file's message names it once,
+// whether or not the error itself already does.
+func TestEnrichErrorNamesPathOnce(t *testing.T) {
+	valid, _ := os.ReadFile(filepath.Join(fixturesDir(t), "v9-mixed.none.nf"))
+	for _, tc := range []struct {
+		name    string
+		content []byte
+		args    []string
+	}{
+		{"corrupt file", []byte("not a flow file"), []string{"--yes"}},
+		{"corrupt file, dry run", []byte("not a flow file"), []string{"--dry-run"}},
+		// The error is about the source, not the file: it does not name it.
+		{"source fails", valid, []string{"--yes", "--tracker", "http://127.0.0.1:1", "--tracker-timeout", "1s"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, bindings, _ := enrichSetup(t)
+			t.Chdir(t.TempDir())
+			if err := os.WriteFile("old.nf", tc.content, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			args := append([]string{"enrich", "--bindings", bindings}, tc.args...)
+			r := runNetdumper(t, "UTC", append(args, "old.nf")...)
+			if r.code != exitFailure {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			var msg string
+			for line := range strings.Lines(r.stderr) {
+				if strings.HasPrefix(line, "netdumper: ") && strings.Contains(line, "old.nf") {
+					msg = line
+					break
+				}
+			}
+			if n := strings.Count(msg, "old.nf"); n != 1 {
+				t.Errorf("the path appears %d times in %q (stderr %q)", n, msg, r.stderr)
+			}
+		})
+	}
+}
+
+func TestPathError(t *testing.T) {
+	for _, tc := range []struct{ path, err, want string }{
+		{"old.nf", "old.nf: bad magic", "old.nf: bad magic"},
+		{"x", "open x: no such file or directory", "open x: no such file or directory"},
+		{"x", "unexpected EOF", "x: unexpected EOF"},
+		{"a.nf", "bindings from b.json: a.nf.json: missing", "a.nf: bindings from b.json: a.nf.json: missing"},
+	} {
+		if got := pathError(tc.path, errors.New(tc.err)); got != tc.want {
+			t.Errorf("pathError(%q, %q) = %q, want %q", tc.path, tc.err, got, tc.want)
+		}
 	}
 }
