@@ -69,7 +69,10 @@ func TestEnrichCommand(t *testing.T) {
 		Path      string `json:"path"`
 		Flows     int64  `json:"flows"`
 		Unmatched int64  `json:"unmatched"`
-		Written   struct{ Inserted, Kept int64 }
+		Written   struct {
+			Inserted int64 `json:"inserted"`
+			Kept     int64 `json:"kept"`
+		} `json:"written"`
 	}
 	if err := json.Unmarshal([]byte(strings.TrimSpace(r.stdout)), &sum); err != nil {
 		t.Fatalf("json summary %q: %v", r.stdout, err)
