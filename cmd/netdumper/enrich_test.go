@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -442,5 +443,55 @@ func TestPathError(t *testing.T) {
 		if got := pathError(tc.path, errors.New(tc.err)); got != tc.want {
 			t.Errorf("pathError(%q, %q) = %q, want %q", tc.path, tc.err, got, tc.want)
 		}
+	}
+}
+
+// TestEnrichUnreachableTracker: a tracker that does not answer fails the
+// file (left as it was, named, exit 1; retried by --watch), and the log
+// says so rather than suggesting the run carries on without it.
+func TestEnrichUnreachableTracker(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + ln.Addr().String()
+	ln.Close() // nothing listens there any more
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		code  int
+		retry bool
+	}{
+		{"once", nil, exitFailure, false},
+		{"watch", []string{"--watch", "", "--delay", "0", "--since", "0"}, exitOK, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, file, _, _ := enrichSetup(t)
+			orig, _ := os.ReadFile(file)
+			args := []string{"enrich", "--yes", "--state", t.TempDir(), "--tracker", down, "--tracker-timeout", "1s"}
+			for _, a := range tc.args {
+				if a == "" {
+					a = dir
+				}
+				args = append(args, a)
+			}
+			if !tc.retry {
+				args = append(args, file)
+			}
+			r := runNetdumperIn(t, strings.NewReader(""), 1500*time.Millisecond, args...)
+			if r.code != tc.code {
+				t.Errorf("exit %d, want %d; stderr:\n%s", r.code, tc.code, r.stderr)
+			}
+			if b, _ := os.ReadFile(file); !bytes.Equal(b, orig) {
+				t.Error("the file was rewritten")
+			}
+			if !strings.Contains(r.stderr, "tracker unreachable") || strings.Contains(r.stderr, "unattributed") ||
+				!strings.Contains(r.stderr, "each file fails") {
+				t.Errorf("log does not say that files fail:\n%s", r.stderr)
+			}
+			if tc.retry && !strings.Contains(r.stderr, "will retry") {
+				t.Errorf("the watcher does not retry:\n%s", r.stderr)
+			}
+		})
 	}
 }
