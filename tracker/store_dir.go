@@ -49,7 +49,8 @@ type DaemonInfo struct {
 	// API is the base URL of the daemon's HTTP API ("" when it has none).
 	API string `json:"api,omitempty"`
 	// TokenFile is the file holding the API's bearer token, if any (the
-	// token itself is never written here).
+	// token itself is never written here). Like every path here it is
+	// absolute, so that readers in any directory find it.
 	TokenFile string `json:"token_file,omitempty"`
 }
 

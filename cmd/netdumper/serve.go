@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -145,7 +146,12 @@ func runServe(ctx context.Context, e env, o *serveOptions) error {
 		return err
 	}
 	api := apiURL(ln.Addr(), sopts.TLS != nil)
-	info := tracker.DaemonInfo{PID: os.Getpid(), Host: tr.Host(), Started: time.Now().UTC(), API: api, TokenFile: o.tokenFile}
+	info := tracker.DaemonInfo{PID: os.Getpid(), Host: tr.Host(), Started: time.Now().UTC(), API: api}
+	// Readers run in other directories: record absolute paths.
+	if info.TokenFile, err = absFile(o.tokenFile); err != nil {
+		ln.Close()
+		return fmt.Errorf("daemon info: %w", err)
+	}
 	if err := tracker.WriteDaemonInfo(o.state, info); err != nil {
 		ln.Close()
 		return err
@@ -166,6 +172,14 @@ func runServe(ctx context.Context, e env, o *serveOptions) error {
 	wg.Wait()
 	log.Info("stopped")
 	return errors.Join(runErr, serveErr)
+}
+
+// absFile is the absolute form of the file path p ("" stays "").
+func absFile(p string) (string, error) {
+	if p == "" {
+		return "", nil
+	}
+	return filepath.Abs(p)
 }
 
 // apiURL is how local readers reach the server: a wildcard listen
