@@ -52,6 +52,11 @@ type DaemonInfo struct {
 	// token itself is never written here). Like every path here it is
 	// absolute, so that readers in any directory find it.
 	TokenFile string `json:"token_file,omitempty"`
+	// CertFile is the API's TLS certificate file (PEM) when it speaks
+	// HTTPS: local readers trust exactly that certificate, whatever host
+	// name API has (127.0.0.1 for a wildcard listen address, which the
+	// host's certificate does not name).
+	CertFile string `json:"cert_file,omitempty"`
 }
 
 // WriteDaemonInfo records info in dir, atomically.

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -218,7 +223,7 @@ func runExport(ctx context.Context, e env, tf *trackerFlags, state string, from,
 	}
 	st, err := tracker.OpenStore(state, tracker.StoreOptions{ReadOnly: true, LockTimeout: 200 * time.Millisecond})
 	if errors.Is(err, tracker.ErrStateLocked) {
-		c, derr := daemonClient(e, state, log)
+		c, derr := daemonClient(e, state, tf, log)
 		if derr != nil {
 			return fmt.Errorf("%w; asking the running netdumper serve: %w", err, derr)
 		}
@@ -234,16 +239,18 @@ func runExport(ctx context.Context, e env, tf *trackerFlags, state string, from,
 // daemonClient returns a client of the netdumper serve that holds the
 // state directory, as its serve.json describes it. Its token comes from
 // the token file serve.json names, else $NETDUMPER_TOKEN.
-func daemonClient(e env, state string, log *slog.Logger) (*remote.Client, error) {
+func daemonClient(e env, state string, tf *trackerFlags, log *slog.Logger) (*remote.Client, error) {
 	info, err := tracker.ReadDaemonInfo(state)
 	if err != nil {
 		return nil, err
 	}
-	return daemonClientFor(e, info, log)
+	return daemonClientFor(e, info, tf, log)
 }
 
-// daemonClientFor returns a client of the daemon info describes.
-func daemonClientFor(e env, info tracker.DaemonInfo, log *slog.Logger) (*remote.Client, error) {
+// daemonClientFor returns a client of the daemon info describes. Over
+// HTTPS it trusts the daemon's own certificate (see daemonTLS); tf's
+// --tls-ca, --tls-cert and --tls-key apply too.
+func daemonClientFor(e env, info tracker.DaemonInfo, tf *trackerFlags, log *slog.Logger) (*remote.Client, error) {
 	if info.API == "" {
 		return nil, fmt.Errorf("the daemon (pid %d) serves no API", info.PID)
 	}
@@ -251,5 +258,80 @@ func daemonClientFor(e env, info tracker.DaemonInfo, log *slog.Logger) (*remote.
 	if err != nil {
 		return nil, err
 	}
-	return remote.NewClient(info.API, remote.ClientOptions{Token: tok, Logger: log})
+	opts := remote.ClientOptions{Token: tok, Logger: log}
+	if strings.HasPrefix(info.API, "https:") {
+		if opts.TLS, err = daemonTLS(info.CertFile, tf, log); err != nil {
+			return nil, err
+		}
+	}
+	return remote.NewClient(info.API, opts)
+}
+
+// daemonTLS returns the TLS settings of a client of the local serve whose
+// certificate file (PEM, leaf first) is certFile, as serve.json records it.
+// The serve is accepted when the certificate it presents is exactly the
+// leaf of that file (pinned, whatever the host name: serve.json gives
+// 127.0.0.1 for a wildcard listen address, which a host's certificate does
+// not name). Otherwise, or when the file cannot be read, the certificate
+// must verify as usual against --tls-ca (default: the system's roots) and
+// the host name. --tls-cert/--tls-key are the client certificate, for a
+// serve that requires one.
+func daemonTLS(certFile string, tf *trackerFlags, log *slog.Logger) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if tf != nil && (tf.tlsCA != "" || tf.tlsCert != "" || tf.tlsKey != "") {
+		var err error
+		if cfg, err = remote.ClientTLSConfig(tf.tlsCA, tf.tlsCert, tf.tlsKey); err != nil {
+			return nil, usageError{err}
+		}
+	}
+	if certFile == "" {
+		return cfg, nil
+	}
+	pinned, err := leafCertificate(certFile)
+	if err != nil {
+		log.Warn("cannot read the local serve's certificate to trust it; verifying it with --tls-ca or the system's roots instead",
+			"file", certFile, "err", err)
+		return cfg, nil
+	}
+	roots := cfg.RootCAs          // nil: the system's
+	cfg.InsecureSkipVerify = true // VerifyConnection does the checking
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("the local serve presented no certificate")
+		}
+		leaf := cs.PeerCertificates[0]
+		if bytes.Equal(leaf.Raw, pinned.Raw) {
+			return nil
+		}
+		inter := x509.NewCertPool()
+		for _, c := range cs.PeerCertificates[1:] {
+			inter.AddCert(c)
+		}
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: cs.ServerName}); err != nil {
+			return fmt.Errorf("the API's certificate is not the local serve's own (%s), and does not verify: %w", certFile, err)
+		}
+		return nil
+	}
+	return cfg, nil
+}
+
+// leafCertificate returns the first certificate of a PEM file.
+func leafCertificate(file string) (*x509.Certificate, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		var b *pem.Block
+		if b, data = pem.Decode(data); b == nil {
+			return nil, fmt.Errorf("%s: no PEM certificate found", file)
+		}
+		if b.Type == "CERTIFICATE" {
+			c, err := x509.ParseCertificate(b.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", file, err)
+			}
+			return c, nil
+		}
+	}
 }

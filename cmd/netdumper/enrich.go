@@ -170,7 +170,7 @@ func buildJob(e env, o *enrichOptions, log *slog.Logger) (*enrich.Job, error) {
 		if o.state == "" {
 			return nil, usagef("no state directory for the local history: give --state, --bindings or --tracker")
 		}
-		opts.Sources = append(opts.Sources, &enrich.LocalStore{Dir: o.state, Fallback: localDaemonSource(e)})
+		opts.Sources = append(opts.Sources, &enrich.LocalStore{Dir: o.state, Fallback: localDaemonSource(e, &o.trackers)})
 	}
 	return enrich.NewJob(opts)
 }
@@ -543,9 +543,10 @@ func runWatch(ctx context.Context, e env, o *enrichOptions, job *enrich.Job, log
 }
 
 // localDaemonSource returns how the local store source reaches a running
-// daemon that holds the store: its API, as serve.json describes it.
-func localDaemonSource(e env) func(context.Context, tracker.DaemonInfo) (enrich.Source, error) {
+// daemon that holds the store: its API, as serve.json describes it, with
+// the TLS flags of tf.
+func localDaemonSource(e env, tf *trackerFlags) func(context.Context, tracker.DaemonInfo) (enrich.Source, error) {
 	return func(_ context.Context, info tracker.DaemonInfo) (enrich.Source, error) {
-		return daemonClientFor(e, info, slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		return daemonClientFor(e, info, tf, slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	}
 }

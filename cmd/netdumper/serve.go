@@ -61,8 +61,9 @@ eBPF cannot load, auto says why once and polls; --source ebpf fails
 instead, --source poll does not try.
 
 While it runs, serve holds the state directory's lock and records how to
-reach it in serve.json there, so that enrich and "bindings export" on this
-host ask it instead. SIGINT or SIGTERM stop it cleanly.`,
+reach it in serve.json there (with absolute paths of the token file and the
+certificate), so that enrich and "bindings export" on this host ask it
+instead; over HTTPS they trust exactly that certificate. SIGINT or SIGTERM stop it cleanly.`,
 		Example: `  netdumper serve
   netdumper serve --listen 0.0.0.0:7701 --token-file /etc/netdumper/token \
       --tls-cert /etc/netdumper/tls.crt --tls-key /etc/netdumper/tls.key`,
@@ -148,10 +149,13 @@ func runServe(ctx context.Context, e env, o *serveOptions) error {
 	api := apiURL(ln.Addr(), sopts.TLS != nil)
 	info := tracker.DaemonInfo{PID: os.Getpid(), Host: tr.Host(), Started: time.Now().UTC(), API: api}
 	// Readers run in other directories: record absolute paths.
-	if info.TokenFile, err = absFile(o.tokenFile); err != nil {
+	tokenFile, err1 := absFile(o.tokenFile)
+	certFile, err2 := absFile(o.tlsCert)
+	if err := errors.Join(err1, err2); err != nil {
 		ln.Close()
 		return fmt.Errorf("daemon info: %w", err)
 	}
+	info.TokenFile, info.CertFile = tokenFile, certFile
 	if err := tracker.WriteDaemonInfo(o.state, info); err != nil {
 		ln.Close()
 		return err

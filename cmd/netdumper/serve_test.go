@@ -3,6 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,5 +95,101 @@ func TestServeRecordsAbsolutePaths(t *testing.T) {
 	r := runNetdumper(t, "UTC", "bindings", "export", "--state", state, "--from", "1m")
 	if r.code != 0 || !strings.Contains(r.stdout, `"version"`) {
 		t.Errorf("bindings export from another directory: exit %d\n%s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// writeSelfSigned writes a self-signed ECDSA certificate for names (DNS
+// names or IP addresses) and its key as PEM files in dir.
+func writeSelfSigned(t *testing.T, dir, prefix string, names ...string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: names[0]},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, n)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, prefix+".crt"), filepath.Join(dir, prefix+".key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+// TestLocalServeOverTLS: enrich's local source and bindings export reach
+// a serve on this host that speaks HTTPS. They trust exactly the
+// certificate serve.json names (here one for another host name than the
+// 127.0.0.1 of its API); a different certificate is refused unless it
+// verifies against --tls-ca.
+func TestLocalServeOverTLS(t *testing.T) {
+	_, file, _, _ := enrichSetup(t)
+	for _, tc := range []struct {
+		name     string
+		names    []string // the serve certificate's
+		swap     bool     // replace the certificate file once serve runs
+		withCA   bool     // pass the serve certificate as --tls-ca
+		wantCode int
+		wantErr  string
+	}{
+		{"pinned, other host name", []string{"collector.example"}, false, false, 0, ""},
+		{"file replaced", []string{"collector.example", "127.0.0.1"}, true, false, exitFailure, "not the local serve's own"},
+		{"file replaced, verified by --tls-ca", []string{"collector.example", "127.0.0.1"}, true, true, 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			t.Chdir(dir)
+			certFile, _ := writeSelfSigned(t, dir, "serve", tc.names...)
+			state, info := startServe(t, "--tls-cert", "serve.crt", "--tls-key", "serve.key") // relative on purpose
+			if !strings.HasPrefix(info.API, "https://127.0.0.1:") || info.CertFile != certFile {
+				t.Fatalf("serve.json: api %q, cert_file %q, want https://127.0.0.1:PORT and %q", info.API, info.CertFile, certFile)
+			}
+			var flags []string
+			if tc.withCA {
+				ca := filepath.Join(t.TempDir(), "ca.crt")
+				b, _ := os.ReadFile(certFile)
+				os.WriteFile(ca, b, 0o644)
+				flags = []string{"--tls-ca", ca}
+			}
+			if tc.swap {
+				other, _ := writeSelfSigned(t, t.TempDir(), "other", tc.names...)
+				b, _ := os.ReadFile(other)
+				os.WriteFile(certFile, b, 0o644)
+			}
+			t.Chdir(t.TempDir())
+			for _, args := range [][]string{
+				append([]string{"bindings", "export", "--state", state, "--from", "1m"}, flags...),
+				append([]string{"enrich", "--dry-run", "--state", state, file}, flags...),
+			} {
+				r := runNetdumper(t, "UTC", args...)
+				if r.code != tc.wantCode || (tc.wantErr != "" && !strings.Contains(r.stderr, tc.wantErr)) {
+					t.Errorf("%s: exit %d, want %d (stderr %q)\n%s", strings.Join(args[:2], " "), r.code, tc.wantCode, r.stderr, r.stdout)
+				}
+			}
+		})
 	}
 }

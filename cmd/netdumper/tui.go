@@ -380,7 +380,7 @@ func liveSources(e env, o *tuiOptions, log *slog.Logger) (live []tui.BindingsSou
 	}
 	if o.state != "" {
 		if info, ok := daemonRunning(o.state); ok && info.API != "" {
-			c, err := daemonClientFor(e, info, log)
+			c, err := daemonClientFor(e, info, &o.trackers, log)
 			if err != nil {
 				return nil, nil, nil, nil, closeAll, err
 			}
@@ -393,7 +393,7 @@ func liveSources(e env, o *tuiOptions, log *slog.Logger) (live []tui.BindingsSou
 	}
 	if o.noTracker {
 		if o.state != "" && fileExists(filepath.Join(o.state, tracker.HistoryFile)) {
-			srcs = append(srcs, &enrich.LocalStore{Dir: o.state, Fallback: tuiDaemonSource(e, log)})
+			srcs = append(srcs, &enrich.LocalStore{Dir: o.state, Fallback: tuiDaemonSource(e, &o.trackers, log)})
 		}
 		return nil, srcs, nil, nil, closeAll, nil
 	}
@@ -402,7 +402,7 @@ func liveSources(e env, o *tuiOptions, log *slog.Logger) (live []tui.BindingsSou
 		log.Warn("no embedded tracker", "err", err)
 		notes = append(notes, "no live tracker: "+err.Error())
 		if o.state != "" && fileExists(filepath.Join(o.state, tracker.HistoryFile)) {
-			srcs = append(srcs, &enrich.LocalStore{Dir: o.state, Fallback: tuiDaemonSource(e, log)})
+			srcs = append(srcs, &enrich.LocalStore{Dir: o.state, Fallback: tuiDaemonSource(e, &o.trackers, log)})
 		}
 		return nil, srcs, nil, notes, closeAll, nil
 	}
@@ -416,15 +416,15 @@ func liveSources(e env, o *tuiOptions, log *slog.Logger) (live []tui.BindingsSou
 	if emb.trk.StatePath() != filepath.Join(o.state, tracker.HistoryFile) && o.state != "" &&
 		fileExists(filepath.Join(o.state, tracker.HistoryFile)) {
 		// What a serve recorded (or records) in the state directory.
-		srcs = append(srcs, &enrich.LocalStore{Dir: o.state, Fallback: tuiDaemonSource(e, log)})
+		srcs = append(srcs, &enrich.LocalStore{Dir: o.state, Fallback: tuiDaemonSource(e, &o.trackers, log)})
 	}
 	runs = append(runs, func(ctx context.Context) { emb.trk.Run(ctx) })
 	return live, srcs, runs, notes, closeAll, nil
 }
 
 // tuiDaemonSource is localDaemonSource logging to the TUI's log.
-func tuiDaemonSource(e env, log *slog.Logger) func(context.Context, tracker.DaemonInfo) (enrich.Source, error) {
+func tuiDaemonSource(e env, tf *trackerFlags, log *slog.Logger) func(context.Context, tracker.DaemonInfo) (enrich.Source, error) {
 	return func(_ context.Context, info tracker.DaemonInfo) (enrich.Source, error) {
-		return daemonClientFor(e, info, log)
+		return daemonClientFor(e, info, tf, log)
 	}
 }
