@@ -86,7 +86,7 @@ error.`,
 		Example: `  netdumper enrich --yes /var/cache/nfdump
   netdumper enrich --dry-run --bindings web1.json nfcapd.202311142210
   netdumper enrich --yes --unknown '{service}***' --label '{pid}/{process}' DIR
-  nfcapd -w /var/cache/nfdump -x "netdumper enrich --yes --wait 3s %d/%f" ...
+  nfcapd -w /var/cache/nfdump -x "/usr/local/bin/netdumper enrich --yes --wait 3s %d/%f" ...
   netdumper enrich --yes --watch /var/cache/nfdump`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if o.watch != "" {
