@@ -372,7 +372,10 @@ func relabel(out, rec []byte, f *Flow, label LabelFunc, opts *RewriteOptions, pl
 			st.Kept++ // already says so: the record stays byte for byte
 			return append(out, rec...), nil
 		}
-	case placeholder != "" && !hasName:
+	case hasName:
+		st.Kept++ // no label for it: the username stays, overwrite or not
+		return append(out, rec...), nil
+	case placeholder != "":
 		name, usePlaceholder = placeholder, true
 	default:
 		st.Unlabelled++

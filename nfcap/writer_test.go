@@ -160,31 +160,32 @@ func TestRewritePolicy(t *testing.T) {
 		label nfcap.LabelFunc
 		opts  nfcap.RewriteOptions
 		check func(t *testing.T, i int, was, now string, hasNow bool)
+		kept  int64 // usernames counted as kept
 	}{
 		{"keep existing", func(*nfcap.Flow) (string, bool) { return "new", true }, nfcap.RewriteOptions{},
 			func(t *testing.T, i int, was, now string, _ bool) {
 				if want := map[bool]string{true: was, false: "new"}[was != ""]; now != want {
 					t.Fatalf("flow %d: %q -> %q, want %q", i, was, now, want)
 				}
-			}},
+			}, 377},
 		{"overwrite", func(*nfcap.Flow) (string, bool) { return "new", true }, nfcap.RewriteOptions{Overwrite: true},
 			func(t *testing.T, i int, was, now string, _ bool) {
 				if now != "new" {
 					t.Fatalf("flow %d: %q -> %q", i, was, now)
 				}
-			}},
+			}, 0},
 		{"no label keeps everything", func(*nfcap.Flow) (string, bool) { return "", false }, nfcap.RewriteOptions{Overwrite: true},
 			func(t *testing.T, i int, was, now string, _ bool) {
 				if now != was {
 					t.Fatalf("flow %d: %q -> %q", i, was, now)
 				}
-			}},
+			}, 377},
 		{"placeholder", odd, nfcap.RewriteOptions{Placeholder: "unknown"},
 			func(t *testing.T, i int, was, now string, hasNow bool) {
 				if !hasNow || (was != "" && now != was) || (was == "" && now != "L" && now != "unknown") {
 					t.Fatalf("flow %d: %q -> %q (element %v)", i, was, now, hasNow)
 				}
-			}},
+			}, 377},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -192,6 +193,9 @@ func TestRewritePolicy(t *testing.T) {
 			st := rewriteTo(t, in, out, tc.label, tc.opts)
 			if st.Flows != total || st.Inserted+st.Replaced+st.Kept+st.Placeholder+st.Unlabelled+st.TooLarge != total {
 				t.Errorf("stats do not add up to %d: %v", total, st)
+			}
+			if st.Kept != tc.kept {
+				t.Errorf("%d usernames kept, want %d (%v)", st.Kept, tc.kept, st)
 			}
 			r, err := nfcap.OpenFile(out, nfcap.ReaderOptions{})
 			if err != nil {
