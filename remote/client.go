@@ -112,8 +112,8 @@ func NewClient(baseURL string, opts ClientOptions) (*Client, error) {
 	return &Client{base: u, opts: opts, log: logger, hc: &http.Client{Transport: rt}}, nil
 }
 
-// URL is the tracker's base URL.
-func (c *Client) URL() string { return c.base.String() }
+// URL is the tracker's base URL (any password in it masked).
+func (c *Client) URL() string { return c.base.Redacted() }
 
 // CloseIdleConnections closes the client's idle connections.
 func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }

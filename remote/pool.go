@@ -81,7 +81,13 @@ type TrackerError struct {
 	Err error
 }
 
-func (e *TrackerError) Error() string { return "tracker " + e.URL + ": " + e.Err.Error() }
+func (e *TrackerError) Error() string {
+	// The client's errors start with the URL already.
+	if msg := e.Err.Error(); strings.HasPrefix(msg, e.URL) {
+		return "tracker " + msg
+	}
+	return "tracker " + e.URL + ": " + e.Err.Error()
+}
 
 // Unwrap returns the cause.
 func (e *TrackerError) Unwrap() error { return e.Err }
@@ -159,7 +165,7 @@ func (p *Pool) note(c *Client, err error) {
 	p.mu.Unlock()
 	switch {
 	case err != nil && !was:
-		p.log.Warn("tracker unreachable: its host's flows stay unattributed until it is back", "url", c.URL(), "err", err)
+		p.log.Warn("tracker unreachable", "url", c.URL(), "err", err)
 	case err != nil:
 		p.log.Debug("tracker still unreachable", "url", c.URL(), "err", err)
 	case was:

@@ -158,7 +158,7 @@ func buildJob(e env, o *enrichOptions, log *slog.Logger) (*enrich.Job, error) {
 		opts.Sources = append(opts.Sources, src)
 		explicit = true
 	}
-	pool, err := o.trackers.pool(e, slog.New(enrichPoolHandler{log.Handler()}))
+	pool, err := o.trackers.pool(e, log)
 	if err != nil {
 		return nil, err
 	}
@@ -173,35 +173,6 @@ func buildJob(e env, o *enrichOptions, log *slog.Logger) (*enrich.Job, error) {
 		opts.Sources = append(opts.Sources, &enrich.LocalStore{Dir: o.state, Fallback: localDaemonSource(e, &o.trackers)})
 	}
 	return enrich.NewJob(opts)
-}
-
-// poolUnreachable starts the message remote.Pool logs when a tracker stops
-// answering. Its wording ("its host's flows stay unattributed until it is
-// back") fits a live view; for enrich it would suggest that files go on
-// being written without that host's flows attributed, whereas each file
-// that needs the tracker fails, is named, and is retried by --watch.
-const poolUnreachable = "tracker unreachable"
-
-// enrichPoolHandler passes the pool's logs on, with the message of an
-// unreachable tracker saying what enrich does about it.
-type enrichPoolHandler struct{ slog.Handler }
-
-func (h enrichPoolHandler) Handle(ctx context.Context, r slog.Record) error {
-	if strings.HasPrefix(r.Message, poolUnreachable+":") {
-		nr := slog.NewRecord(r.Time, r.Level,
-			poolUnreachable+": each file fails and is left as it was until the tracker is back (the error names the file; --watch retries it)", r.PC)
-		r.Attrs(func(a slog.Attr) bool { nr.AddAttrs(a); return true })
-		r = nr
-	}
-	return h.Handler.Handle(ctx, r)
-}
-
-func (h enrichPoolHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return enrichPoolHandler{h.Handler.WithAttrs(as)}
-}
-
-func (h enrichPoolHandler) WithGroup(name string) slog.Handler {
-	return enrichPoolHandler{h.Handler.WithGroup(name)}
 }
 
 // defaultStateDir is the state directory serve and enrich share by

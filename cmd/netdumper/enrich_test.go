@@ -486,8 +486,8 @@ func TestEnrichUnreachableTracker(t *testing.T) {
 				t.Error("the file was rewritten")
 			}
 			if !strings.Contains(r.stderr, "tracker unreachable") || strings.Contains(r.stderr, "unattributed") ||
-				!strings.Contains(r.stderr, "each file fails") {
-				t.Errorf("log does not say that files fail:\n%s", r.stderr)
+				!strings.Contains(r.stderr, file) || !strings.Contains(r.stderr, "tracker "+down+": dial") {
+				t.Errorf("log does not say that the tracker is down and the file failed:\n%s", r.stderr)
 			}
 			if tc.retry && !strings.Contains(r.stderr, "will retry") {
 				t.Errorf("the watcher does not retry:\n%s", r.stderr)
