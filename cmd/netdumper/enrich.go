@@ -437,7 +437,11 @@ func printSummary(w io.Writer, asJSON bool, s *enrich.Summary) {
 	} else {
 		fmt.Fprintf(w, "%d bindings for %s .. %s", s.Bindings, s.First.UTC().Format(time.DateTime), s.Last.UTC().Format(time.DateTime))
 	}
-	if !s.DryRun {
+	switch {
+	case s.DryRun:
+	case s.Written.Unchanged:
+		fmt.Fprintf(w, "; nothing to change (%d usernames kept), file left as it was", s.Written.Kept)
+	default:
 		fmt.Fprintf(w, "; written: %d inserted, %d replaced, %d kept", s.Written.Inserted, s.Written.Replaced, s.Written.Kept)
 		if s.Written.TooLarge > 0 {
 			fmt.Fprintf(w, ", %d too large for a username", s.Written.TooLarge)

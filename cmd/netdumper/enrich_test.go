@@ -102,6 +102,23 @@ func TestEnrichCommand(t *testing.T) {
 	if b, _ := os.ReadFile(current); string(b) != string(orig) {
 		t.Fatal("nfcapd.current file modified")
 	}
+	// Again, with every label in place: nothing to change, and the file is
+	// left as it was.
+	before, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := before.ModTime().Add(-time.Hour)
+	if err := os.Chtimes(file, old, old); err != nil {
+		t.Fatal(err)
+	}
+	r = runNetdumper(t, "UTC", "enrich", "--yes", "--unknown", "{service}***", "--bindings", bindings, dir)
+	if r.code != 0 || !strings.Contains(r.stdout, "nothing to change (1500 usernames kept), file left as it was") {
+		t.Fatalf("second run: code %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if after, err := os.Stat(file); err != nil || !os.SameFile(before, after) || !after.ModTime().Equal(old) {
+		t.Fatalf("second run replaced or touched the file: %v", err)
+	}
 	// Missing bindings file: exit 1 naming it.
 	if r := runNetdumper(t, "UTC", "enrich", "--yes", "--bindings", "/nonexistent.json", dir); r.code != exitFailure || !strings.Contains(r.stderr, "/nonexistent.json") {
 		t.Fatalf("missing bindings: code %d %q", r.code, r.stderr)
