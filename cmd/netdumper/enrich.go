@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -284,6 +286,12 @@ func runEnrich(ctx context.Context, e env, o *enrichOptions, args []string) erro
 		}
 		printSummary(e.stdout, o.asJSON, &sum)
 	}
+	// What rewrites killed earlier (kill -9, a crash) left behind.
+	dirs := map[string]bool{}
+	for _, p := range files {
+		dirs[filepath.Dir(p)] = true
+	}
+	enrich.RemoveStaleTemps(log, slices.Sorted(maps.Keys(dirs))...)
 	return failedErr(badPaths, failed, len(files))
 }
 

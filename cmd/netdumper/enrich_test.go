@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netdumper/netdumper/internal/enrich"
 	"github.com/netdumper/netdumper/internal/fixtures"
 	"github.com/netdumper/netdumper/nfcap"
 )
@@ -510,5 +511,27 @@ func TestEnrichUnreachableTracker(t *testing.T) {
 				t.Errorf("the watcher does not retry:\n%s", r.stderr)
 			}
 		})
+	}
+}
+
+// TestEnrichRemovesStaleTemps: a run removes, in the directories of the
+// files it enriched, the temporary files killed rewrites left there, and
+// says so.
+func TestEnrichRemovesStaleTemps(t *testing.T) {
+	_, file, bindings, _ := enrichSetup(t)
+	stale := filepath.Join(filepath.Dir(file), ".nfcapd.202311142205.netdumper-99.tmp")
+	if err := os.WriteFile(stale, []byte("partial"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * enrich.StaleTempAge)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	r := runNetdumper(t, "UTC", "enrich", "--yes", "--bindings", bindings, file)
+	if r.code != 0 {
+		t.Fatalf("enrich: code %d\n%s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) || !strings.Contains(r.stderr, stale) {
+		t.Errorf("stale temporary file: %v; stderr:\n%s", err, r.stderr)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/netdumper/netdumper/internal/nfdir"
+	"github.com/netdumper/netdumper/nfcap"
 )
 
 // DoneLog remembers which files were enriched, so a watcher restarted later
@@ -274,6 +276,9 @@ func (j *Job) Watch(ctx context.Context, opts WatchOptions) error {
 		})
 	}
 	addDirs()
+	cleanTemps := func() { RemoveStaleTemps(log, slices.Sorted(maps.Keys(watched))...) }
+	cleanTemps()
+	cleaned := opts.now()
 	start := opts.now()
 	queue := map[string]*pending{}
 	scan := func(first bool) {
@@ -363,6 +368,10 @@ func (j *Job) Watch(ctx context.Context, opts WatchOptions) error {
 		case <-poll.C:
 			addDirs()
 			scan(false)
+			if opts.now().Sub(cleaned) >= StaleTempAge {
+				cleanTemps()
+				cleaned = opts.now()
+			}
 		case <-timer.C:
 		}
 	}
@@ -375,4 +384,24 @@ func sortedKeys(m map[string]*pending) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// StaleTempAge is how long a rewrite's temporary file must have gone
+// unmodified before it counts as left behind by a killed process: a live
+// rewrite writes to it continuously.
+const StaleTempAge = time.Hour
+
+// RemoveStaleTemps removes the temporary files interrupted rewrites left
+// in dirs (see nfcap.RemoveStaleTemps), logging each one, and each
+// directory it could not clean.
+func RemoveStaleTemps(log *slog.Logger, dirs ...string) {
+	for _, d := range dirs {
+		removed, err := nfcap.RemoveStaleTemps(d, StaleTempAge)
+		for _, p := range removed {
+			log.Warn("removed a temporary file left by an interrupted rewrite", "file", p)
+		}
+		if err != nil {
+			log.Warn("could not remove temporary files left by an interrupted rewrite", "dir", d, "err", err)
+		}
+	}
 }

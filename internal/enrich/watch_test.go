@@ -3,6 +3,7 @@ package enrich
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -327,5 +328,38 @@ func TestWatchRetriesOnTime(t *testing.T) {
 		if gap := attempts[i].Sub(attempts[i-1]); gap < backoff || gap > backoff+time.Second {
 			t.Errorf("attempt %d came %v after the previous one, want about %v", i+1, gap, backoff)
 		}
+	}
+}
+
+// TestWatchRemovesStaleTemps: a watcher starting up removes the temporary
+// files that rewrites killed earlier left in its directories, and keeps
+// one that is still being written.
+func TestWatchRemovesStaleTemps(t *testing.T) {
+	bindings, _ := truthBindings(t, filepath.Join(fixtures.Dir(t), "v9-mixed.truth.csv"))
+	job, err := NewJob(Options{Sources: []Source{NewBindingsFile(bindings)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "2023", "11", "14")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(sub, ".nfcapd.202311142210.netdumper-1.tmp")
+	live := filepath.Join(dir, ".nfcapd.202311142215.netdumper-2.tmp")
+	for _, p := range []string{stale, live} {
+		if err := os.WriteFile(p, []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * StaleTempAge)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	stop, _ := startWatch(t, job, dir, filepath.Join(t.TempDir(), "enriched.log"), WatchOptions{Poll: 20 * time.Millisecond})
+	waitFor(t, 5*time.Second, func() bool { _, err := os.Stat(stale); return errors.Is(err, os.ErrNotExist) })
+	stop()
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("the temporary file still being written was removed: %v", err)
 	}
 }
