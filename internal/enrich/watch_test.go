@@ -21,11 +21,7 @@ import (
 // file is never touched, and a corrupt file is reported and left as is.
 func TestWatch(t *testing.T) {
 	fx := fixtures.Dir(t)
-	bindings, _ := truthBindings(t, filepath.Join(fx, "v9-mixed.truth.csv"))
-	job, err := NewJob(Options{Sources: []Source{NewBindingsFile(bindings)}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	job := truthJob(t)
 	dir := t.TempDir()
 	state := filepath.Join(t.TempDir(), "enriched.log")
 	var mu sync.Mutex
@@ -126,19 +122,12 @@ func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
 	}
 }
 
+// usernames counts the flows of path that carry a username.
 func usernames(t *testing.T, path string) int {
 	t.Helper()
-	r, err := nfcap.OpenFile(path, nfcap.ReaderOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
 	n := 0
-	for f, err := range r.Flows() {
-		if err != nil {
-			t.Fatal(err)
-		}
-		if f.Username != "" {
+	for _, u := range flowUsernames(t, path) {
+		if u != "" {
 			n++
 		}
 	}
@@ -197,11 +186,7 @@ func startWatch(t *testing.T, job *Job, dir, logPath string, opts WatchOptions) 
 // absolute, with dots) does not enrich the same file again.
 func TestWatchSameFileAnySpelling(t *testing.T) {
 	fx := fixtures.Dir(t)
-	bindings, _ := truthBindings(t, filepath.Join(fx, "v9-mixed.truth.csv"))
-	job, err := NewJob(Options{Sources: []Source{NewBindingsFile(bindings)}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	job := truthJob(t)
 	base := t.TempDir()
 	t.Chdir(base)
 	os.Mkdir("w1", 0o755)
@@ -283,12 +268,7 @@ func TestDoneLogOldRelativeEntries(t *testing.T) {
 // TestWatchRetriesOnTime: a failed file is retried when its backoff ends,
 // not at the next poll of the directory.
 func TestWatchRetriesOnTime(t *testing.T) {
-	fx := fixtures.Dir(t)
-	bindings, _ := truthBindings(t, filepath.Join(fx, "v9-mixed.truth.csv"))
-	job, err := NewJob(Options{Sources: []Source{NewBindingsFile(bindings)}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	job := truthJob(t)
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "nfcapd.202311142215"), []byte("not a flow file"), 0o644); err != nil {
 		t.Fatal(err)
@@ -335,11 +315,7 @@ func TestWatchRetriesOnTime(t *testing.T) {
 // files that rewrites killed earlier left in its directories, and keeps
 // one that is still being written.
 func TestWatchRemovesStaleTemps(t *testing.T) {
-	bindings, _ := truthBindings(t, filepath.Join(fixtures.Dir(t), "v9-mixed.truth.csv"))
-	job, err := NewJob(Options{Sources: []Source{NewBindingsFile(bindings)}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	job := truthJob(t)
 	dir := t.TempDir()
 	sub := filepath.Join(dir, "2023", "11", "14")
 	if err := os.MkdirAll(sub, 0o755); err != nil {
@@ -362,4 +338,16 @@ func TestWatchRemovesStaleTemps(t *testing.T) {
 	if _, err := os.Stat(live); err != nil {
 		t.Errorf("the temporary file still being written was removed: %v", err)
 	}
+}
+
+// truthJob returns a job whose bindings are those of the v9-mixed
+// fixture's ground truth.
+func truthJob(t *testing.T) *Job {
+	t.Helper()
+	bindings, _ := truthBindings(t, filepath.Join(fixtures.Dir(t), "v9-mixed.truth.csv"))
+	job, err := NewJob(Options{Sources: []Source{NewBindingsFile(bindings)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return job
 }
