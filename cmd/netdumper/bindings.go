@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -260,23 +261,23 @@ func daemonClientFor(e env, info tracker.DaemonInfo, tf *trackerFlags, log *slog
 	}
 	opts := remote.ClientOptions{Token: tok, Logger: log}
 	if strings.HasPrefix(info.API, "https:") {
-		if opts.TLS, err = daemonTLS(info.CertFile, tf, log); err != nil {
+		if opts.TLS, err = daemonTLS(info.API, info.CertFile, tf, log); err != nil {
 			return nil, err
 		}
 	}
 	return remote.NewClient(info.API, opts)
 }
 
-// daemonTLS returns the TLS settings of a client of the local serve whose
-// certificate file (PEM, leaf first) is certFile, as serve.json records it.
-// The serve is accepted when the certificate it presents is exactly the
-// leaf of that file (pinned, whatever the host name: serve.json gives
-// 127.0.0.1 for a wildcard listen address, which a host's certificate does
-// not name). Otherwise, or when the file cannot be read, the certificate
-// must verify as usual against --tls-ca (default: the system's roots) and
-// the host name. --tls-cert/--tls-key are the client certificate, for a
-// serve that requires one.
-func daemonTLS(certFile string, tf *trackerFlags, log *slog.Logger) (*tls.Config, error) {
+// daemonTLS returns the TLS settings of a client of the local serve at
+// api whose certificate file (PEM, leaf first) is certFile, as serve.json
+// records them. The serve is accepted when the certificate it presents is
+// exactly the leaf of that file (pinned, whatever the host name:
+// serve.json gives 127.0.0.1 for a wildcard listen address, which a host's
+// certificate does not name). Otherwise, or when the file cannot be read,
+// the certificate must verify as usual against --tls-ca (default: the
+// system's roots) and name api's host. --tls-cert/--tls-key are the client
+// certificate, for a serve that requires one.
+func daemonTLS(api, certFile string, tf *trackerFlags, log *slog.Logger) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if tf != nil && (tf.tlsCA != "" || tf.tlsCert != "" || tf.tlsKey != "") {
 		var err error
@@ -293,6 +294,14 @@ func daemonTLS(certFile string, tf *trackerFlags, log *slog.Logger) (*tls.Config
 			"file", certFile, "err", err)
 		return cfg, nil
 	}
+	u, err := url.Parse(api)
+	if err != nil {
+		return nil, fmt.Errorf("serve.json: API %q: %w", api, err)
+	}
+	// The name to verify is the URL's host: Go sends no SNI for an IP
+	// address, so the connection state's ServerName would be empty there,
+	// and an empty name is not checked at all.
+	host := u.Hostname()
 	roots := cfg.RootCAs          // nil: the system's
 	cfg.InsecureSkipVerify = true // VerifyConnection does the checking
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
@@ -307,7 +316,7 @@ func daemonTLS(certFile string, tf *trackerFlags, log *slog.Logger) (*tls.Config
 		for _, c := range cs.PeerCertificates[1:] {
 			inter.AddCert(c)
 		}
-		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: cs.ServerName}); err != nil {
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: host}); err != nil {
 			return fmt.Errorf("the API's certificate is not the local serve's own (%s), and does not verify: %w", certFile, err)
 		}
 		return nil

@@ -145,7 +145,7 @@ func writeSelfSigned(t *testing.T, dir, prefix string, names ...string) (certFil
 // a serve on this host that speaks HTTPS. They trust exactly the
 // certificate serve.json names (here one for another host name than the
 // 127.0.0.1 of its API); a different certificate is refused unless it
-// verifies against --tls-ca.
+// verifies against --tls-ca and names the API's host.
 func TestLocalServeOverTLS(t *testing.T) {
 	_, file, _, _ := enrichSetup(t)
 	for _, tc := range []struct {
@@ -159,6 +159,9 @@ func TestLocalServeOverTLS(t *testing.T) {
 		{"pinned, other host name", []string{"collector.example"}, false, false, 0, ""},
 		{"file replaced", []string{"collector.example", "127.0.0.1"}, true, false, exitFailure, "not the local serve's own"},
 		{"file replaced, verified by --tls-ca", []string{"collector.example", "127.0.0.1"}, true, true, 0, ""},
+		// Signed by --tls-ca is not enough: the certificate must name the
+		// API's host, as for a remote tracker.
+		{"file replaced, --tls-ca, another host name", []string{"collector.example"}, true, true, exitFailure, "cannot validate certificate for 127.0.0.1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
