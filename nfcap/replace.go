@@ -113,6 +113,14 @@ func ReplaceFile(ctx context.Context, path string, write func(ctx context.Contex
 	return replaceFile(ctx, path, real, before, write)
 }
 
+// groupRefused reports whether a non-root chown to the original's group
+// failed for want of the right (not a member) or of support (some NFS and
+// CIFS mounts): the file then keeps the user's group, as it always did.
+func groupRefused(err error) bool {
+	return errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EINVAL) ||
+		errors.Is(err, syscall.ENOTSUP) || errors.Is(err, syscall.EOPNOTSUPP)
+}
+
 // replaceable checks path with CheckReplaceable and returns the file it
 // leads to and that file's state, the baseline against which a change
 // during the rewrite is detected.
@@ -164,7 +172,7 @@ func replaceFile(ctx context.Context, path, real string, before os.FileInfo, wri
 		if os.Geteuid() == 0 {
 			uid = int(st.Uid)
 		}
-		if err := tmp.Chown(uid, int(st.Gid)); err != nil && (uid >= 0 || !errors.Is(err, syscall.EPERM)) {
+		if err := tmp.Chown(uid, int(st.Gid)); err != nil && (uid >= 0 || !groupRefused(err)) {
 			return fmt.Errorf("setting owner of %s: %w", tmp.Name(), err)
 		}
 	}
