@@ -290,6 +290,9 @@ func runEnrich(ctx context.Context, e env, o *enrichOptions, args []string) erro
 	dirs := map[string]bool{}
 	for _, p := range files {
 		dirs[filepath.Dir(p)] = true
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			dirs[filepath.Dir(real)] = true // where the rewrite of a link writes
+		}
 	}
 	enrich.RemoveStaleTemps(log, slices.Sorted(maps.Keys(dirs))...)
 	return failedErr(badPaths, failed, len(files))

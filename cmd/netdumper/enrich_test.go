@@ -516,9 +516,14 @@ func TestEnrichUnreachableTracker(t *testing.T) {
 
 // TestEnrichRemovesStaleTemps: a run removes, in the directories of the
 // files it enriched, the temporary files killed rewrites left there, and
-// says so.
+// says so. For a file reached through a link, that is the directory of
+// the file itself, where its rewrite writes.
 func TestEnrichRemovesStaleTemps(t *testing.T) {
 	_, file, bindings, _ := enrichSetup(t)
+	link := filepath.Join(t.TempDir(), "nfcapd.202311142210")
+	if err := os.Symlink(file, link); err != nil {
+		t.Fatal(err)
+	}
 	stale := filepath.Join(filepath.Dir(file), ".nfcapd.202311142205.netdumper-99.tmp")
 	if err := os.WriteFile(stale, []byte("partial"), 0o600); err != nil {
 		t.Fatal(err)
@@ -527,7 +532,7 @@ func TestEnrichRemovesStaleTemps(t *testing.T) {
 	if err := os.Chtimes(stale, old, old); err != nil {
 		t.Fatal(err)
 	}
-	r := runNetdumper(t, "UTC", "enrich", "--yes", "--bindings", bindings, file)
+	r := runNetdumper(t, "UTC", "enrich", "--yes", "--bindings", bindings, link)
 	if r.code != 0 {
 		t.Fatalf("enrich: code %d\n%s", r.code, r.stderr)
 	}
