@@ -255,9 +255,19 @@ func runEnrich(ctx context.Context, e env, o *enrichOptions, args []string) erro
 		if o.dryRun && !asJSON && o.sample > 0 {
 			pv.fm, pv.sample = fm, o.sample
 		}
-		sums, failed := pv.run(ctx, job, files)
-		if o.dryRun || failed > 0 {
-			return failedErr(badPaths, failed, len(files))
+		sums, bad := pv.run(ctx, job, files)
+		if !o.dryRun && len(bad) > 0 {
+			// Nothing is rewritten when a file fails before the
+			// question; with --json each failure still gets its object.
+			if o.asJSON {
+				for i := range bad {
+					printSummary(e.stdout, true, &bad[i])
+				}
+			}
+			fmt.Fprintln(e.stderr, "netdumper: nothing changed: leave out or fix the files that failed, and run again")
+		}
+		if o.dryRun || len(bad) > 0 {
+			return failedErr(badPaths, len(bad), len(files))
 		}
 		if !confirm(e, fmt.Sprintf("Rewrite %d file(s) (%d flows, %.1f%% matched)?", len(files), totalFlows(sums), matchRate(sums)*100)) {
 			return exitCodeError{code: exitFailure, err: errors.New("nothing changed")}
@@ -362,11 +372,9 @@ type preview struct {
 }
 
 // run dry-runs each file and prints its summary (and records), returning
-// the summaries and the number of files that failed.
-func (pv *preview) run(ctx context.Context, job *enrich.Job, files []string) ([]enrich.Summary, int) {
+// the summaries of the files that passed and of those that failed.
+func (pv *preview) run(ctx context.Context, job *enrich.Job, files []string) (sums, failed []enrich.Summary) {
 	fm := pv.fm
-	var sums []enrich.Summary
-	failed := 0
 	w := bufio.NewWriter(pv.out)
 	defer w.Flush()
 	var buf []byte
@@ -392,7 +400,7 @@ func (pv *preview) run(ctx context.Context, job *enrich.Job, files []string) ([]
 			return n < pv.sample
 		})
 		if err != nil {
-			failed++
+			failed = append(failed, sum)
 			w.Flush()
 			fmt.Fprintf(pv.errs, "netdumper: %s\n", pathError(p, err))
 			if pv.asJSON { // one object per file, as the real run prints

@@ -248,6 +248,36 @@ func TestEnrichJSONConfirms(t *testing.T) {
 	}
 }
 
+// TestEnrichJSONConfirmFailedFile: when a file fails before the question,
+// nothing is asked or rewritten, and --json still prints the failed
+// file's object.
+func TestEnrichJSONConfirmFailedFile(t *testing.T) {
+	_, file, bindings, _ := enrichSetup(t)
+	orig, _ := os.ReadFile(file)
+	bad := filepath.Join(filepath.Dir(file), "nfcapd.202311142215")
+	if err := os.WriteFile(bad, []byte("not a flow file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctl, tty := openPTY(t)
+	if _, err := ctl.WriteString("y\n"); err != nil {
+		t.Fatal(err)
+	}
+	r := runNetdumperIn(t, tty, 30*time.Second, "enrich", "--json", "--bindings", bindings, file, bad)
+	if r.code != exitFailure || strings.Contains(r.stderr, "[y/N]") || !strings.Contains(r.stderr, "nothing changed") {
+		t.Fatalf("exit %d, want %d without a question\nstderr:\n%s", r.code, exitFailure, r.stderr)
+	}
+	var sum struct {
+		Path  string `json:"path"`
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &sum); err != nil || sum.Path != bad || sum.Error == "" {
+		t.Errorf("stdout %q (%v), want the failed file's object", r.stdout, err)
+	}
+	if b, _ := os.ReadFile(file); !bytes.Equal(b, orig) {
+		t.Error("the good file was rewritten")
+	}
+}
+
 // TestEnrichBadFormat: a bad -o is a usage error (exit 2, as in show),
 // found before any file is read or written.
 func TestEnrichBadFormat(t *testing.T) {
