@@ -138,7 +138,10 @@ func listDir(ctx context.Context, gen int, dir string) listMsg {
 		m.files = append(m.files, f)
 		return nil
 	})
-	if err != nil && !errors.Is(err, errFull) {
+	switch sk := nfdir.Skipped(err); {
+	case len(sk) > 1: // one line in the header, not one per entry
+		m.err = fmt.Errorf("%w (and %d more entries that cannot be read)", sk[0], len(sk)-1)
+	case err != nil && !errors.Is(err, errFull):
 		m.err = err
 	}
 	return m

@@ -309,9 +309,10 @@ func runEnrich(ctx context.Context, e env, o *enrichOptions, args []string) erro
 }
 
 // findFiles returns the files of the PATH arguments. A PATH that cannot be
-// searched (missing, unreadable, nfcapd's open file) is named with the
-// reason on stderr (and as a JSON object with --json) and counted in bad;
-// the others are still searched. err is set only when ctx ends.
+// searched (missing, unreadable, nfcapd's open file), and an entry below a
+// PATH that cannot be read, is named with the reason on stderr (and as a
+// JSON object with --json) and counted in bad; the others are still
+// searched. err is set only when ctx ends.
 func findFiles(ctx context.Context, e env, o *enrichOptions, args []string) (files []string, bad int, err error) {
 	for _, arg := range args {
 		var found []string
@@ -321,6 +322,18 @@ func findFiles(ctx context.Context, e env, o *enrichOptions, args []string) (fil
 		})
 		if ctx.Err() != nil {
 			return nil, 0, ctx.Err()
+		}
+		if sk := nfdir.Skipped(err); sk != nil {
+			// An entry that cannot be read fails alone; the files found
+			// are still enriched.
+			for _, skipped := range sk {
+				bad++
+				fmt.Fprintf(e.stderr, "netdumper: %v\n", skipped)
+				if o.asJSON {
+					printSummary(e.stdout, true, &enrich.Summary{Path: skipped.Path, DryRun: o.dryRun, Error: skipped.Error()})
+				}
+			}
+			err = nil
 		}
 		if err != nil {
 			bad++

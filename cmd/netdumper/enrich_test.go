@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -568,5 +569,37 @@ func TestEnrichRemovesStaleTemps(t *testing.T) {
 	}
 	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) || !strings.Contains(r.stderr, stale) {
 		t.Errorf("stale temporary file: %v; stderr:\n%s", err, r.stderr)
+	}
+}
+
+// TestEnrichSkipsUnreadableEntry: an entry of a directory that cannot be
+// read fails alone, named with its reason; the files found are enriched.
+func TestEnrichSkipsUnreadableEntry(t *testing.T) {
+	dir, file, bindings, _ := enrichSetup(t)
+	orig, _ := os.ReadFile(file)
+	dangling := filepath.Join(filepath.Dir(file), "nfcapd.202311142215")
+	if err := os.Symlink(filepath.Join(dir, "gone"), dangling); err != nil {
+		t.Fatal(err)
+	}
+	r := runNetdumper(t, "UTC", "enrich", "--yes", "--json", "--bindings", bindings, dir)
+	if r.code != exitFailure || !strings.Contains(r.stderr, dangling) {
+		t.Fatalf("exit %d, want %d naming %s; stderr:\n%s", r.code, exitFailure, dangling, r.stderr)
+	}
+	if b, _ := os.ReadFile(file); bytes.Equal(b, orig) {
+		t.Error("the readable file was not enriched")
+	}
+	var paths []string
+	for line := range strings.Lines(r.stdout) {
+		var sum struct {
+			Path  string `json:"path"`
+			Error string `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(line), &sum); err != nil {
+			t.Fatalf("stdout line %q: %v", line, err)
+		}
+		paths = append(paths, sum.Path)
+	}
+	if len(paths) != 2 || !slices.Contains(paths, dangling) || !slices.Contains(paths, file) {
+		t.Errorf("JSON objects for %v, want one for %s and one for %s", paths, file, dangling)
 	}
 }

@@ -88,7 +88,13 @@ func inputFiles(args []string, stderr io.Writer) (files []string, failed int) {
 			files = append(files, f.Path)
 			return nil
 		})
-		if err != nil {
+		if sk := nfdir.Skipped(err); sk != nil {
+			// The files that could be found are still read.
+			for _, e := range sk {
+				fmt.Fprintf(stderr, "netdumper: skipped: %v\n", e)
+			}
+			failed += len(sk)
+		} else if err != nil {
 			fmt.Fprintf(stderr, "netdumper: %v\n", err)
 			failed++
 		}

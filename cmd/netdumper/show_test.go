@@ -236,6 +236,19 @@ func TestShowDirectory(t *testing.T) {
 	if got, want := runNetdumper(t, "UTC", "show", "-q", filepath.Dir(link)).stdout, runNetdumper(t, "UTC", "show", "-q", link).stdout; got != want || got == flowfmtNoMatch {
 		t.Errorf("directory with a link printed %d bytes, the link itself %d", len(got), len(want))
 	}
+	// A dangling link among the files is named, and does not hide them:
+	// they are printed as nfdump prints them, and the exit code says that
+	// something could not be read.
+	whole := runNetdumper(t, "UTC", "show", "-q", dir).stdout
+	dangling := filepath.Join(dir, "2023/11/14/nfcapd.202311142210")
+	if err := os.Symlink(filepath.Join(dir, "gone"), dangling); err != nil {
+		t.Fatal(err)
+	}
+	r := runNetdumper(t, "UTC", "show", "-q", dir)
+	if r.stdout != whole || whole == flowfmtNoMatch || r.code == 0 || !strings.Contains(r.stderr, dangling) {
+		t.Errorf("with a dangling link: exit %d, %d bytes (want %d), stderr %q", r.code, len(r.stdout), len(whole), r.stderr)
+	}
+	os.Remove(dangling)
 	// Files of other names are not read from a directory, but always when named.
 	copyFile("ipfix-mixed.lz4.nf", "2023/11/15/notes.nf")
 	got := runNetdumper(t, "UTC", "show", "-q", dir)

@@ -7,6 +7,7 @@ package nfdir
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -72,7 +73,15 @@ type File struct {
 // open file; a root that is a directory is searched recursively for
 // rotated nfcapd files; links to such files count, symlinked directories
 // are not followed.
+//
+// An entry below a root that cannot be read (a directory without
+// permission, a dangling link) does not hide the others: Walk skips it,
+// goes on, and returns the skipped entries at the end as *EntryError
+// values (joined). A file that disappears during the search is skipped
+// silently (nfexpire removing old files, say). A root that cannot be
+// read, an error of fn, and the end of ctx stop Walk at once.
 func Walk(ctx context.Context, roots []string, fn func(File) error) error {
+	var skipped []error
 	for _, root := range roots {
 		fi, err := os.Stat(root)
 		if err != nil {
@@ -90,11 +99,18 @@ func Walk(ctx context.Context, roots []string, fn func(File) error) error {
 		}
 		var files []File
 		err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
 			if err := ctx.Err(); err != nil {
 				return err
+			}
+			if err != nil {
+				if p == root {
+					return err
+				}
+				skipped = append(skipped, &EntryError{Path: p, Err: err})
+				if d != nil && d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
 			}
 			if d.IsDir() {
 				if p != root && strings.HasPrefix(d.Name(), ".") {
@@ -109,14 +125,18 @@ func Walk(ctx context.Context, roots []string, fn func(File) error) error {
 			if !ok {
 				return nil
 			}
+			link := d.Type()&fs.ModeSymlink != 0
 			info, err := d.Info()
-			if d.Type()&fs.ModeSymlink != 0 { // a link to a file counts
+			if link { // a link to a file counts
 				info, err = os.Stat(p)
 			}
-			if err != nil {
-				return err
-			}
-			if !info.Mode().IsRegular() {
+			switch {
+			case err != nil && !link && errors.Is(err, fs.ErrNotExist):
+				return nil // removed meanwhile
+			case err != nil:
+				skipped = append(skipped, &EntryError{Path: p, Err: err})
+				return nil
+			case !info.Mode().IsRegular():
 				return nil
 			}
 			files = append(files, File{Path: p, Start: t, Size: info.Size()})
@@ -132,5 +152,46 @@ func Walk(ctx context.Context, roots []string, fn func(File) error) error {
 			}
 		}
 	}
-	return nil
+	return errors.Join(skipped...)
+}
+
+// EntryError is an entry Walk skipped because it could not be read.
+type EntryError struct {
+	Path string
+	Err  error
+}
+
+func (e *EntryError) Error() string {
+	// The file system's errors name the path already.
+	if msg := e.Err.Error(); strings.Contains(msg, e.Path) {
+		return msg
+	}
+	return e.Path + ": " + e.Err.Error()
+}
+
+// Unwrap returns the cause.
+func (e *EntryError) Unwrap() error { return e.Err }
+
+// Skipped returns the entries a Walk error reports as skipped, or nil when
+// err is not (only) about skipped entries, so that the caller knows
+// whether the files it was given are all there were to find.
+func Skipped(err error) []*EntryError {
+	if err == nil {
+		return nil
+	}
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	out := make([]*EntryError, 0, len(errs))
+	for _, e := range errs {
+		ee, ok := e.(*EntryError)
+		if !ok {
+			return nil
+		}
+		out = append(out, ee)
+	}
+	return out
 }

@@ -2,8 +2,11 @@ package nfdir
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,5 +82,42 @@ func TestWalk(t *testing.T) {
 	}
 	if err := Walk(context.Background(), []string{filepath.Join(dir, "2023/11/14/nfcapd.current.99")}, func(File) error { return nil }); err == nil {
 		t.Error("explicit nfcapd.current file accepted")
+	}
+}
+
+// TestWalkSkipsUnreadableEntries: an entry that cannot be read (here a
+// dangling link, and a directory whose search fails) does not hide the
+// other files; Walk reports it at the end, after handing out the others.
+func TestWalkSkipsUnreadableEntries(t *testing.T) {
+	dir := t.TempDir()
+	for _, p := range []string{"2023/11/14/nfcapd.202311142350", "2023/11/15/nfcapd.202311150000"} {
+		p = filepath.Join(dir, p)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte("x"), 0o644)
+	}
+	dangling := filepath.Join(dir, "2023/11/14/nfcapd.202311142355")
+	if err := os.Symlink(filepath.Join(dir, "gone"), dangling); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	err := Walk(context.Background(), []string{dir}, func(f File) error {
+		rel, _ := filepath.Rel(dir, f.Path)
+		got = append(got, rel)
+		return nil
+	})
+	if d := cmp.Diff([]string{"2023/11/14/nfcapd.202311142350", "2023/11/15/nfcapd.202311150000"}, got); d != "" {
+		t.Errorf("Walk (-want +got):\n%s", d)
+	}
+	sk := Skipped(err)
+	if len(sk) != 1 || sk[0].Path != dangling || !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), dangling) {
+		t.Errorf("err %v, want the dangling link reported as skipped", err)
+	}
+	// Other errors are not skipped entries.
+	if Skipped(errors.New("boom")) != nil || Skipped(nil) != nil {
+		t.Error("Skipped accepts an error that is not about entries")
+	}
+	stop := errors.New("stop")
+	if err := Walk(context.Background(), []string{dir}, func(File) error { return stop }); err != stop {
+		t.Errorf("fn's error: %v", err)
 	}
 }
