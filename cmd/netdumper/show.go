@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -105,13 +104,13 @@ func inputFiles(args []string, stderr io.Writer) (files []string, failed int) {
 // flushSize is how much formatted output is collected before a write.
 const flushSize = 64 << 10
 
-// location returns the time zone named by $TZ as the environment e sees it,
-// or time.Local (which follows the process's $TZ) when it is unset or not
-// a zone name Go can load.
+// location returns the time zone named by $TZ as the environment e sees it
+// (a zone name, a zone file or a POSIX rule, as nfdump reads it), or
+// time.Local when it is unset or names nothing (UTC then, as for nfdump).
 func location(e env) *time.Location {
 	if e.getenv != nil {
-		if tz := strings.TrimPrefix(e.getenv("TZ"), ":"); tz != "" {
-			if loc, err := time.LoadLocation(tz); err == nil {
+		if tz := e.getenv("TZ"); tz != "" {
+			if loc, err := flowfmt.Location(tz); err == nil {
 				return loc
 			}
 		}

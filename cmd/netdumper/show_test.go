@@ -202,6 +202,20 @@ func TestShowGeneratedFixtures(t *testing.T) {
 	checkShowFiles(t, generatedFixtures(t))
 }
 
+// TestShowTimeZones: every form of $TZ the C library reads (zone names,
+// zone files, POSIX rules with and without daylight time) prints the
+// times nfdump prints.
+func TestShowTimeZones(t *testing.T) {
+	nfdumpBin(t)
+	file := filepath.Join(fixturesDir(t), "v9-mixed.none.nf")
+	for _, tz := range []string{"Europe/Berlin", ":America/New_York", "/usr/share/zoneinfo/Asia/Kolkata",
+		"JST-9", "UTC+3", "<+0530>-5:30", "CET-1CEST,M3.5.0,M10.5.0/3", "AEST-10AEDT,M10.1.0,M4.1.0/3", "not a zone"} {
+		t.Run(tz, func(t *testing.T) {
+			compareShow(t, tz, "line", true, false, []string{"-r", file}, []string{file})
+		})
+	}
+}
+
 // TestShowDirectory reads a directory tree like nfdump -R does: recursively,
 // in name order, skipping the files nfcapd is still writing.
 func TestShowDirectory(t *testing.T) {
