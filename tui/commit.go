@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 
 	"github.com/netdumper/netdumper/internal/enrich"
+	"github.com/netdumper/netdumper/nfcap"
 )
 
 // ---- MSG ----
@@ -110,7 +112,7 @@ func newCommitDialog(c *common, gen int, dir string, paths []string) *commitDial
 	d := &commitDialog{c: c, gen: gen, dir: dir, rating: -1}
 	for _, p := range paths {
 		f := commitFile{path: p}
-		if e := c.cache.peek(p); e != nil && e.summary != nil {
+		if e := c.cache.fresh(p); e != nil && e.summary != nil {
 			f.rate = e.summary
 		}
 		d.files = append(d.files, f)
@@ -381,16 +383,22 @@ func (d *commitDialog) view() string {
 		fmt.Fprintf(&b, "file %d of %d, block %d of %d · ", d.cur+1, len(d.files), d.done, d.total)
 		b.WriteString(st.key.render("esc") + " cancel (the file being written is left untouched)")
 	case phaseDone:
-		ok, failed := 0, 0
+		ok, same, failed := 0, 0, 0
 		for _, f := range d.files {
-			switch f.outcome {
-			case outcomeDone:
+			switch {
+			case f.outcome == outcomeDone && f.sum.Written.Unchanged:
+				same++
+			case f.outcome == outcomeDone:
 				ok++
-			case outcomeFailed:
+			case f.outcome == outcomeFailed:
 				failed++
 			}
 		}
-		fmt.Fprintf(&b, "%d written, %d failed, %d not written · ", ok, failed, len(d.files)-ok-failed)
+		fmt.Fprintf(&b, "%d written, ", ok)
+		if same > 0 {
+			fmt.Fprintf(&b, "%d already labelled, ", same)
+		}
+		fmt.Fprintf(&b, "%d failed, %d not written · ", failed, len(d.files)-ok-same-failed)
 		b.WriteString(st.key.render("enter/esc") + " close")
 	}
 	box := st.Dialog.Width(inner + 2).Render(b.String())
@@ -424,7 +432,13 @@ func (d *commitDialog) fileLine(f *commitFile) string {
 	default:
 		switch {
 		case f.rateErr != nil:
-			state = st.bad.render("✗ unreadable") + "\n      " + st.bad.render(cut(f.rateErr.Error(), max(10, d.width-16)))
+			// The file itself, or only the bindings (a tracker down)?
+			what := "✗ no match rate"
+			var fe *nfcap.FormatError
+			if _, err := os.Stat(f.path); err != nil || errors.As(f.rateErr, &fe) {
+				what = "✗ unreadable"
+			}
+			state = st.bad.render(what) + "\n      " + st.bad.render(cut(f.rateErr.Error(), max(10, d.width-16)))
 		case f.rate != nil:
 			state = fmt.Sprintf("%d of %d records matched (%.1f%%)", f.rate.Matched(), f.rate.Flows, 100*f.rate.MatchRate())
 		default:

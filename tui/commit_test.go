@@ -3,6 +3,7 @@ package tui
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -134,7 +135,8 @@ func TestCommitAlreadyLabelled(t *testing.T) {
 	if f := d.files[0]; f.path != b || f.outcome != outcomeDone {
 		t.Fatalf("%s: outcome %d, err %v", f.path, f.outcome, f.err)
 	}
-	if txt := screenText(h.m); !strings.Contains(txt, "✓ already labelled (file left as it was") {
+	if txt := screenText(h.m); !strings.Contains(txt, "✓ already labelled (file left as it was") ||
+		!strings.Contains(txt, "0 written, 1 already labelled, 0 failed, 0 not written") {
 		t.Errorf("result:\n%s", txt)
 	}
 	after, err := os.Stat(b)
@@ -282,5 +284,35 @@ func TestQuitDuringCommitWaits(t *testing.T) {
 	h.until("quit", h.quitted)
 	if !bytes.Equal(readBytes(t, a), before) {
 		t.Fatal("file changed")
+	}
+}
+
+// failingSource is an enrich.Source whose bindings cannot be had.
+type failingSource struct{}
+
+func (failingSource) Name() string { return "http://tracker.invalid" }
+
+func (failingSource) Add(context.Context, *tracker.IndexBuilder, time.Time, time.Time) error {
+	return errors.New("connection refused")
+}
+
+// TestCommitRateWithoutBindings: a dry run that fails for want of
+// bindings does not call the file unreadable; a file that is not a flow
+// file is.
+func TestCommitRateWithoutBindings(t *testing.T) {
+	dir := flowDir(t)
+	a := filepath.Join(dir, "2023/11/14/nfcapd.202311142210")
+	bad := filepath.Join(dir, "2023/11/14/nfcapd.202311142220")
+	if err := os.WriteFile(bad, []byte("not a flow file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, Options{Dir: dir, Enrich: enrich.Options{Sources: []enrich.Source{failingSource{}}}})
+	h.until("listing", func() bool { return !h.m.files.listing })
+	h.send(openCommitMsg{[]string{a, bad}})
+	d := h.m.commit
+	h.until("rates", func() bool { return d.files[0].rateErr != nil && d.files[1].rateErr != nil })
+	txt := screenText(h.m)
+	if !strings.Contains(txt, "✗ no match rate") || strings.Count(txt, "✗ unreadable") != 1 {
+		t.Errorf("dialog:\n%s", txt)
 	}
 }

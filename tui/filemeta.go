@@ -62,8 +62,33 @@ func (c *fileCache) get(path string, size int64, mtime time.Time) *fileMeta {
 	return e
 }
 
-// peek returns the entry for path without checking it.
+// peek returns the entry for path without checking it: the listing checks
+// the entries of the files it lists (see check), each time it is read.
 func (c *fileCache) peek(path string) *fileMeta { return c.m[path] }
+
+// check drops the entry for path when the file is no longer the one it
+// describes (another size or modification time: enriched by another
+// process, replaced by a copy).
+func (c *fileCache) check(path string, size int64, mtime time.Time) {
+	if e := c.m[path]; e != nil && (e.size != size || !e.mtime.Equal(mtime)) {
+		delete(c.m, path)
+	}
+}
+
+// fresh returns the entry for path if the file on disk is still the one it
+// describes, else drops it and returns nil.
+func (c *fileCache) fresh(path string) *fileMeta {
+	e := c.m[path]
+	if e == nil {
+		return nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Size() != e.size || !fi.ModTime().Equal(e.mtime) {
+		delete(c.m, path)
+		return nil
+	}
+	return e
+}
 
 // forget drops path (after the file was rewritten).
 func (c *fileCache) forget(path string) { delete(c.m, path) }

@@ -367,6 +367,9 @@ func (s *filesScreen) setItems(m listMsg) {
 		items = append(items, fileItem{kind: itemDir, name: d + "/", path: filepath.Join(m.dir, d)})
 	}
 	files := slices.Clone(m.files)
+	for _, f := range files {
+		s.c.cache.check(f.Path, f.Size, f.ModTime)
+	}
 	for i := range files {
 		if t, ok := nfdir.ParseName(files[i].Path, s.c.loc); ok {
 			files[i].Start = t

@@ -1,12 +1,15 @@
 package tui
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/netdumper/netdumper/internal/enrich"
 )
 
 // fileNames lists the rows of the files screen: names, with day rows as
@@ -158,5 +161,45 @@ func TestTimeWindow(t *testing.T) {
 		if got := timeWindow(tc.first, tc.last); got != tc.want {
 			t.Errorf("timeWindow(%v, %v) = %q, want %q", tc.first, tc.last, got, tc.want)
 		}
+	}
+}
+
+// TestFilesReloadSeesChangedFile: a file changed by another process
+// (enriched, or replaced by another file) shows its new contents after a
+// reload, and the commit dialog does not offer the old match rate.
+func TestFilesReloadSeesChangedFile(t *testing.T) {
+	dir := flowDir(t)
+	a := filepath.Join(dir, "2023/11/14/nfcapd.202311142215") // 300 records, 290 usernames
+	b := filepath.Join(dir, "2023/11/15/nfcapd.202311150100") // 7000 records
+	h := newHarness(t, Options{Dir: dir, Enrich: enrich.Options{Sources: []enrich.Source{sampleBindings(t)}}})
+	s := h.m.files
+	h.until("listing", func() bool { return !s.listing })
+	counted := func(want int64) func() bool {
+		return func() bool {
+			e := h.m.c.cache.peek(a)
+			return e != nil && e.usersKnown && e.records == want
+		}
+	}
+	h.until("usernames counted", counted(300))
+	data, err := os.ReadFile(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(a, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.keys("r")
+	h.until("the new contents counted", counted(7000))
+	if e := h.m.c.cache.peek(a); e.users != 3354 {
+		t.Errorf("after the reload: %d usernames, want 3354", e.users)
+	}
+	// Changed again, without a reload: the commit dialog checks.
+	h.m.c.cache.peek(a).summary = &enrich.Summary{Flows: 1}
+	if err := os.WriteFile(a, data[:len(data)-1], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := newCommitDialog(h.m.c, 0, dir, []string{a})
+	if d.files[0].rate != nil {
+		t.Error("the commit dialog offers the match rate of the file as it was")
 	}
 }

@@ -65,6 +65,8 @@ type File struct {
 	// was named explicitly and does not follow nfcapd's naming.
 	Start time.Time
 	Size  int64
+	// ModTime is the file's modification time when it was found.
+	ModTime time.Time
 }
 
 // Walk calls fn for every flow file under roots, in lexical path order per
@@ -92,7 +94,7 @@ func Walk(ctx context.Context, roots []string, fn func(File) error) error {
 				return fmt.Errorf("%s: nfcapd is still writing this file", root)
 			}
 			t, _ := ParseName(root, time.Local)
-			if err := fn(File{Path: root, Start: t, Size: fi.Size()}); err != nil {
+			if err := fn(File{Path: root, Start: t, Size: fi.Size(), ModTime: fi.ModTime()}); err != nil {
 				return err
 			}
 			continue
@@ -139,7 +141,7 @@ func Walk(ctx context.Context, roots []string, fn func(File) error) error {
 			case !info.Mode().IsRegular():
 				return nil
 			}
-			files = append(files, File{Path: p, Start: t, Size: info.Size()})
+			files = append(files, File{Path: p, Start: t, Size: info.Size(), ModTime: info.ModTime()})
 			return nil
 		})
 		if err != nil {
