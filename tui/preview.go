@@ -411,19 +411,17 @@ func (s *previewScreen) wheel(d int) tea.Cmd {
 }
 
 func (s *previewScreen) startIndex() tea.Cmd {
-	ff, ctx, c := s.ff, s.ctx, s.c
+	ff, ctx := s.ff, s.ctx
 	ch := make(chan struct{}, 1)
 	s.indexCh = ch
-	path := s.path
+	// The pass counts on a fork of the preview's plan: the bindings were
+	// fetched once, when the file was opened (a tracker that does not
+	// answer costs its timeout once, not once more here).
+	var plan *enrich.Plan
+	if s.pg != nil && s.planErr == nil {
+		plan = s.pg.plan.Fork()
+	}
 	return func() tea.Msg {
-		var plan *enrich.Plan
-		if job, err := c.newJob(); err == nil {
-			if p, err := job.Prepare(ctx, path); err == nil {
-				plan = p
-			} else {
-				c.log.Warn("preview statistics", "file", path, "err", err)
-			}
-		}
 		ff.runIndex(ctx, plan, func() {
 			select {
 			case ch <- struct{}{}:
@@ -505,10 +503,10 @@ func (s *previewScreen) startSearch(dir int) tea.Cmd {
 	s.searchStop, s.searchBusy = stop, true
 	s.searchMsg = fmt.Sprintf("searching for %q…", s.query)
 	gen, ff, q, start, total := s.gen, s.ff, s.query, s.nav.cursor, s.nav.n
-	c, path := s.c, s.path
-	if s.searchPg == nil {
-		pg, _ := c.newPager(ctx, path)
-		s.searchPg = pg
+	if s.searchPg == nil && s.pg != nil {
+		// Its own labelling state, over the index fetched at opening:
+		// asking the trackers again here would block the screen.
+		s.searchPg = newPager(s.pg.plan.Fork(), &flowfmt.Options{Location: s.c.loc}, s.c.enrich.Overwrite)
 	}
 	pg := s.searchPg
 	return func() tea.Msg {
@@ -605,7 +603,7 @@ func (s *previewScreen) headerLines() []string {
 		l[0] = st.bad.render(" " + s.err.Error())
 		return l
 	case s.opening || s.ff == nil:
-		l[0] = " " + s.path + " · opening…"
+		l[0] = " " + s.path + " · opening… (reading the bindings for its time window)"
 		return l
 	}
 	ff := s.ff

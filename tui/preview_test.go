@@ -5,11 +5,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/netdumper/netdumper/internal/enrich"
 	"github.com/netdumper/netdumper/internal/fixtures"
 	"github.com/netdumper/netdumper/nfcap"
+	"github.com/netdumper/netdumper/tracker"
 )
 
 // expectedLines returns the fixture's nfdump output, one record a line.
@@ -307,5 +310,38 @@ func TestPreviewBadFile(t *testing.T) {
 	txt := screenText(h.m)
 	if !strings.Contains(txt, path) {
 		t.Errorf("the error does not name the file:\n%s", txt)
+	}
+}
+
+// countingSource counts how often the bindings are asked for.
+type countingSource struct {
+	enrich.Source
+	n atomic.Int32
+}
+
+func (c *countingSource) Add(ctx context.Context, ib *tracker.IndexBuilder, from, to time.Time) error {
+	c.n.Add(1)
+	return c.Source.Add(ctx, ib, from, to)
+}
+
+// TestPreviewAsksForBindingsOnce: opening, counting and searching a file
+// ask the sources once (a tracker that does not answer costs its timeout
+// once, and never blocks the screen on a search).
+func TestPreviewAsksForBindingsOnce(t *testing.T) {
+	dir := flowDir(t)
+	path := filepath.Join(dir, "2023/11/15/nfcapd.202311150100")
+	src := &countingSource{Source: sampleBindings(t)}
+	h := newHarness(t, Options{Dir: dir, Start: "preview", PreviewFile: path, Enrich: enrich.Options{Sources: []enrich.Source{src}}})
+	s := h.m.preview
+	h.until("indexed", func() bool { return loaded(s) })
+	h.keys("/")
+	h.typeText("thunderbird")
+	h.keys("enter")
+	h.waitMsg(searchDoneMsg{})
+	if n := src.n.Load(); n != 1 {
+		t.Errorf("the bindings were asked for %d times, want once", n)
+	}
+	if st := s.prog.summary; st == nil || st.Matched() == 0 {
+		t.Errorf("no match statistics from the counting pass: %+v", st)
 	}
 }

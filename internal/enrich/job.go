@@ -233,6 +233,16 @@ func (j *Job) Prepare(ctx context.Context, path string) (*Plan, error) {
 	return p, nil
 }
 
+// Fork returns a plan over the same file and index with labelling state
+// and counters of its own (none counted yet), for a goroutine that labels
+// the file apart from this plan's users, such as a preview beside a pass
+// that counts: the index is built once.
+func (p *Plan) Fork() *Plan {
+	q := &Plan{job: p.job, Path: p.Path, First: p.First, Last: p.Last, Index: p.Index, header: p.header}
+	q.base = q.newLabeler()
+	return q
+}
+
 // Label returns the label of a flow: the label template for the binding
 // that matched, else, for a flow without a username, the unknown template
 // (if any); an unmatched flow that has a username gets no label, so that

@@ -223,3 +223,44 @@ func flowUsernames(t *testing.T, path string) []string {
 	}
 	return out
 }
+
+// TestPlanFork: a fork labels like its plan, over the same index, and
+// counts apart from it.
+func TestPlanFork(t *testing.T) {
+	file := filepath.Join(fixtures.Dir(t), "v9-mixed.none.nf")
+	p, err := truthJob(t).Prepare(context.Background(), file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := p.Fork()
+	if q.Index != p.Index || q.Path != p.Path || !q.First.Equal(p.First) {
+		t.Fatal("the fork is not over the same file and index")
+	}
+	r, err := nfcap.OpenFile(file, nfcap.ReaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	n := 0
+	for f, err := range r.Flows() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, aok := p.Label(f)
+		if b, bok := q.Label(f); a != b || aok != bok {
+			t.Fatalf("flow %d: plan labels %q/%v, fork %q/%v", n, a, aok, b, bok)
+		}
+		n++
+	}
+	for i := 0; i < 10; i++ {
+		r2, _ := nfcap.OpenFile(file, nfcap.ReaderOptions{})
+		for f := range r2.Flows() {
+			q.Label(f)
+			break
+		}
+		r2.Close()
+	}
+	if ps, qs := p.Summary(), q.Summary(); ps.Flows != int64(n) || qs.Flows != int64(n)+10 {
+		t.Errorf("plan counted %d flows, fork %d; want %d and %d", ps.Flows, qs.Flows, n, n+10)
+	}
+}
