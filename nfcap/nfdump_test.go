@@ -3,6 +3,8 @@ package nfcap_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -168,4 +170,38 @@ func rewriteTo(t *testing.T, in, out string, label nfcap.LabelFunc, opts nfcap.R
 		t.Fatal(err)
 	}
 	return st
+}
+
+// TestFaultyRecordAsNfdump: a record whose size is damaged in the middle of
+// a block ends the reading there, and the flows before it are read, as
+// nfdump prints them; the error names the block and the record's offset.
+// Both the synchronous and the read-ahead reader do so.
+func TestFaultyRecordAsNfdump(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join(fixtures.Dir(t), "v9-mixed.none.nf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	le := binary.LittleEndian
+	for _, k := range []int{1, 700, 1400} { // the record whose size is zeroed
+		b := bytes.Clone(src)
+		off := nfcap.HeaderSize + 12
+		for i := 0; i < k; i++ {
+			off += int(le.Uint16(b[off+2:]))
+		}
+		le.PutUint16(b[off+2:], 0)
+		path := filepath.Join(t.TempDir(), "nfcapd.202311142210")
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		nfdump(t, "-V") // skips without nfdump
+		// nfdump prints what it can read and exits 1.
+		out, _ := exec.Command("nfdump", "-q", "-r", path, "-o", "fmt:%ts").Output()
+		want := strings.Count(string(out), "\n")
+		for _, ra := range []int{-1, 0} {
+			n, err := readAll(b, nfcap.ReaderOptions{Name: "bad.nf", ReadAhead: ra})
+			if n != want || !errors.Is(err, nfcap.ErrCorrupt) || !strings.Contains(err.Error(), fmt.Sprintf("record at payload offset %d", off-nfcap.HeaderSize-12)) {
+				t.Errorf("record %d zeroed, read-ahead %d: %d flows, %v; nfdump prints %d", k, ra, n, err, want)
+			}
+		}
+	}
 }

@@ -37,6 +37,11 @@ type Block struct {
 	// Data is the plain (decompressed) payload. It is valid until the next
 	// call to NextBlock or Next.
 	Data []byte
+
+	// valid is how many records are whole before a framing fault (the
+	// block's error, which NextBlock returns instead of the block); Next
+	// still hands them out, as nfdump prints them.
+	valid uint32
 }
 
 // Reader reads a layout-2 nfdump file block by block or record by record.
@@ -67,11 +72,13 @@ type Reader struct {
 	closeOnce sync.Once
 
 	// record iteration
-	cur    *Block
-	recIdx uint32
-	recOff int
-	rec    Record
-	err    error
+	cur      *Block
+	recIdx   uint32
+	recLimit uint32 // records of cur to hand out
+	recOff   int
+	rec      Record
+	err      error
+	fault    error // ends the iteration once cur's whole records are out
 
 	// BlocksSkipped counts blocks Next skipped because they are not type 3.
 	blocksSkipped int
@@ -292,8 +299,12 @@ func (r *Reader) decodeBlock(buf *blockBuf, dec *decompressor) error {
 	}
 	buf.block.Data = plain
 	bh := buf.block.Header
+	buf.block.valid = bh.NumRecords
 	if bh.Type == BlockTypeData {
-		if ro, err := walkRecords(plain, bh.NumRecords, nil); err != nil {
+		n := uint32(0)
+		count := func(int, []byte) error { n++; return nil }
+		if ro, err := walkRecords(plain, bh.NumRecords, count); err != nil {
+			buf.block.valid = n
 			return &recordError{off: ro, err: err}
 		}
 	}
@@ -357,16 +368,27 @@ func (r *Reader) nextSync() (*Block, error) {
 		return nil, err
 	}
 	if err := r.decodeBlock(buf, r.syncState.dec); err != nil {
-		return nil, r.blockErr(buf.block.Index, buf.block.Offset, err)
+		return faultyBlock(&buf.block, err), r.blockErr(buf.block.Index, buf.block.Offset, err)
 	}
 	return &buf.block, nil
 }
 
+// faultyBlock returns b when err is a record framing fault in it (its
+// whole records can still be read), else nil.
+func faultyBlock(b *Block, err error) *Block {
+	var re *recordError
+	if errors.As(err, &re) {
+		return b
+	}
+	return nil
+}
+
 // job is one block on its way through the read-ahead pipeline.
 type job struct {
-	buf  *blockBuf
-	err  error
-	done chan struct{} // closed when a worker has decoded buf (or err is set)
+	buf   *blockBuf
+	err   error
+	fault bool          // err is a record framing fault: buf's whole records are good
+	done  chan struct{} // closed when a worker has decoded buf (or err is set)
 }
 
 // startReadAhead starts one goroutine reading raw blocks in file order and
@@ -395,6 +417,7 @@ func (r *Reader) startReadAhead(depth, workers int) {
 			for j := range jobs {
 				if err := r.decodeBlock(j.buf, dec); err != nil {
 					j.err = r.blockErr(j.buf.block.Index, j.buf.block.Offset, err)
+					j.fault = faultyBlock(&j.buf.block, err) != nil
 				}
 				close(j.done)
 			}
@@ -446,11 +469,11 @@ func (r *Reader) nextAsync() (*Block, error) {
 		return nil, io.EOF
 	}
 	<-j.done
-	if j.err != nil {
+	if j.err != nil && !j.fault {
 		return nil, j.err
 	}
 	r.held = j.buf
-	return &j.buf.block, nil
+	return &j.buf.block, j.err
 }
 
 // NextBlock returns the next data block, of any type, or io.EOF after the
@@ -473,12 +496,31 @@ func (r *Reader) NextBlock() (*Block, error) {
 	return b, nil
 }
 
+// nextForRecords is NextBlock for Next: a block with a framing fault comes
+// with its error, so that its whole records can be handed out first.
+func (r *Reader) nextForRecords() (*Block, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	if !r.started {
+		r.started = true
+		if r.start != nil {
+			r.start()
+		}
+	}
+	b, err := r.next()
+	if err != nil && b == nil {
+		r.err = err
+	}
+	return b, err
+}
+
 // Next advances to the next record of the ordinary (type 3) blocks and
 // reports whether there is one. Blocks of other types are skipped. After
 // Next returns false, Err tells whether the file ended cleanly.
 func (r *Reader) Next() bool {
 	for {
-		if b := r.cur; b != nil && r.recIdx < b.Header.NumRecords {
+		if b := r.cur; b != nil && r.recIdx < r.recLimit {
 			d := b.Data[r.recOff:]
 			size := int(binary.LittleEndian.Uint16(d[2:]))
 			r.rec = Record{
@@ -493,15 +535,24 @@ func (r *Reader) Next() bool {
 			return true
 		}
 		r.cur = nil
-		b, err := r.NextBlock()
-		if err != nil {
+		if r.fault != nil {
+			// The records before a block's fault are out; now its error.
+			r.err, r.fault = r.fault, nil
+			return false
+		}
+		b, err := r.nextForRecords()
+		if b == nil {
 			return false
 		}
 		if b.Header.Type != BlockTypeData {
+			if err != nil {
+				r.err = err
+				return false
+			}
 			r.blocksSkipped++
 			continue
 		}
-		r.cur, r.recIdx, r.recOff = b, 0, 0
+		r.cur, r.recIdx, r.recLimit, r.recOff, r.fault = b, 0, b.valid, 0, err
 	}
 }
 
