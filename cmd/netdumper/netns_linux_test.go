@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -202,4 +203,56 @@ func describeMatch(m tracker.Match) string {
 		name = m.Binding.Owner.Name
 	}
 	return fmt.Sprintf("%s %s on %s", m.Kind, name, m.Binding.Host)
+}
+
+// TestBindingsSeeOtherNamespaces: run in the host's own network namespace,
+// bindings lists the sockets of a container's namespace too.
+func TestBindingsSeeOtherNamespaces(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create a network namespace (ip netns add); run as root")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs the ip command (iproute2)")
+	}
+	if !inInitNetNS() {
+		t.Skip("the test runs outside the host's network namespace")
+	}
+	ns := fmt.Sprintf("ndtC%d", os.Getpid()%10000)
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	// This test binary, listening inside the namespace.
+	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^TestHelperListen$")
+	cmd.Env = append(os.Environ(), "ND_LISTEN=127.0.0.1:42411")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || !strings.HasPrefix(line, "listening") {
+		t.Fatalf("helper did not listen: %q %v", line, err)
+	}
+	r := runNetdumper(t, "UTC", "bindings")
+	if r.code != 0 || !strings.Contains(r.stdout, "127.0.0.1:42411") {
+		t.Errorf("bindings (exit %d) lacks the namespace's listener 127.0.0.1:42411:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestHelperListen is the listener of TestBindingsSeeOtherNamespaces.
+func TestHelperListen(t *testing.T) {
+	addr := os.Getenv("ND_LISTEN")
+	if addr == "" {
+		t.Skip("helper process")
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	fmt.Println("listening")
+	time.Sleep(30 * time.Second) // killed by the test long before
 }
