@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -155,6 +156,9 @@ func boltOptions(readOnly bool, timeout time.Duration) *bbolt.Options {
 // open opens the bbolt file and translates its errors.
 func (s *Store) open(timeout time.Duration) (err error) {
 	defer recoverCorrupt(&err, s.path)
+	if err := checkBoltSize(s.path); err != nil {
+		return err
+	}
 	db, err := bbolt.Open(s.path, 0o600, boltOptions(s.readOnly, timeout))
 	if err == nil {
 		s.db = db
@@ -182,6 +186,63 @@ func (s *Store) open(timeout time.Duration) (err error) {
 }
 
 // recoverCorrupt turns a panic of bbolt on a damaged file into an error.
+// checkBoltSize refuses a bbolt file shorter than its own meta page says
+// it is (cut short by a full disk or a bad copy): bbolt would map it and
+// crash with a memory fault reading past its end, in a goroutine of its
+// own where no recover can catch it. A missing or empty file passes (a new
+// store), and so does one whose meta pages are not bbolt's: bbolt refuses
+// those itself.
+func checkBoltSize(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	size := fi.Size()
+	// Page 0 and page 1 hold a meta each: the page header (16 bytes),
+	// then magic, version, page size, flags (4 bytes each), the root
+	// bucket (16), the freelist page, the page count ("high water
+	// mark"), the transaction id and an FNV-64a checksum of what precedes
+	// it in the meta (8 each).
+	const hdr, metaLen = 16, 64
+	var best struct{ txid, pages, pageSize uint64 }
+	found := false
+	pageSize := int64(4096)
+	for i := int64(0); i < 2; i++ {
+		buf := make([]byte, hdr+metaLen)
+		if _, err := f.ReadAt(buf, i*pageSize); err != nil {
+			break
+		}
+		m := buf[hdr:]
+		le := binary.LittleEndian
+		h := fnv.New64a()
+		h.Write(m[:56])
+		if le.Uint32(m[0:]) != 0xED0CDAED || le.Uint32(m[4:]) != 2 || h.Sum64() != le.Uint64(m[56:]) {
+			continue
+		}
+		ps := uint64(le.Uint32(m[8:]))
+		if i == 0 && ps >= 1024 && ps <= 1<<16 {
+			pageSize = int64(ps)
+		}
+		if txid := le.Uint64(m[48:]); !found || txid > best.txid {
+			best.txid, best.pages, best.pageSize = txid, le.Uint64(m[40:]), ps
+			found = true
+		}
+	}
+	if found && best.pages < 1<<40 && uint64(size) < best.pages*best.pageSize {
+		return fmt.Errorf("%s: %w: the file is %d bytes, its last commit needs %d (cut short, by a full disk or a bad copy?); move it away to start a new history",
+			path, ErrNotStateFile, size, best.pages*best.pageSize)
+	}
+	return nil
+}
+
 func recoverCorrupt(err *error, path string) {
 	if r := recover(); r != nil {
 		*err = fmt.Errorf("%s: %w (damaged: %v)", path, ErrNotStateFile, r)

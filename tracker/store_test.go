@@ -169,6 +169,27 @@ func TestForeignOrCorruptStateFile(t *testing.T) {
 			st.Close()
 		},
 		want: "format version 2, this netdumper reads version 1",
+	}, {
+		// bbolt would map it and fault reading past its end, in a
+		// goroutine of its own: a crash, not an error.
+		name: "cut short",
+		prepare: func(t *testing.T, path string) {
+			writeBolt(t, path, func(tx *bbolt.Tx) error {
+				b, err := tx.CreateBucket(bucketMeta)
+				if err != nil {
+					return err
+				}
+				return b.Put([]byte("filler"), bytes.Repeat([]byte("x"), 64<<10))
+			})
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(path, fi.Size()/2); err != nil {
+				t.Fatal(err)
+			}
+		},
+		want: "cut short",
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
