@@ -371,6 +371,15 @@ func (s *Store) Host() string { return s.host }
 // read-only store).
 func (s *Store) Seq() uint64 { return s.seq }
 
+// deadEnd is when the intervals still open in a read-only store ended:
+// its last scan (zero for a writable store, or one never scanned).
+func (s *Store) deadEnd() time.Time {
+	if !s.readOnly {
+		return time.Time{}
+	}
+	return s.lastScan
+}
+
 // LastScan is the time of the last scan persisted (when opened, for a
 // read-only store): open intervals are known to hold until then.
 func (s *Store) LastScan() time.Time { return s.lastScan }
@@ -621,6 +630,10 @@ func (c *procCache) binding(v []byte) (Binding, error) {
 // particular order otherwise. Records are read in short transactions and
 // fn runs outside them, so a slow fn never holds the store; an interval
 // that closes during the walk is reported once.
+//
+// A store opened read-only has no tracker writing it (serve holds it
+// exclusively): the intervals still open in it end at its last scan, the
+// last time anything saw them, instead of lasting for ever.
 func (s *Store) History(ctx context.Context, from, to time.Time, fn func(Binding) error) error {
 	lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
 	if !from.IsZero() {
@@ -628,6 +641,18 @@ func (s *Store) History(ctx context.Context, from, to time.Time, fn func(Binding
 	}
 	if !to.IsZero() {
 		hi = to.UnixNano()
+	}
+	if end := s.deadEnd(); !end.IsZero() {
+		report := fn
+		fn = func(b Binding) error {
+			if b.Until.IsZero() {
+				if end.Before(b.From) || end.UnixNano() < lo {
+					return nil // ended before it began, or before the window
+				}
+				b.Until = end
+			}
+			return report(b)
+		}
 	}
 	// Open intervals overlap when they started by hi.
 	seenOpen := make(map[uint64]struct{})
@@ -745,6 +770,12 @@ func (s *Store) AddrHistory(ctx context.Context, from, to time.Time) ([]AddrInte
 			a, err := decodeAddr(v)
 			if err != nil {
 				return fmt.Errorf("address %x: %w", k, err)
+			}
+			if end := s.deadEnd(); a.Until.IsZero() && !end.IsZero() {
+				if end.Before(a.From) {
+					return nil
+				}
+				a.Until = end // no tracker has seen it since (see History)
 			}
 			if (to.IsZero() || !a.From.After(to)) && (from.IsZero() || a.Until.IsZero() || a.Until.After(from)) {
 				out = append(out, a)

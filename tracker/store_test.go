@@ -40,6 +40,25 @@ func TestRestartRematchesOpenBindings(t *testing.T) {
 	if got := historyOf(t, ro); len(got) != 3 || !ro.LastScan().Equal(at(2)) || ro.Host() != "web1" {
 		t.Errorf("read-only store: %v, last scan %v, host %q", got, ro.LastScan(), ro.Host())
 	}
+	// Nothing has watched them since the last scan: there they end, for
+	// a reader, and not at all for a window that begins later.
+	err = ro.History(context.Background(), time.Time{}, time.Time{}, func(b Binding) error {
+		if !b.Until.Equal(at(2)) {
+			t.Errorf("read-only store: %s %v until %v, want the last scan %v", b.Proto, b.Local, b.Until, at(2))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roAddrs, err := ro.AddrHistory(context.Background(), time.Time{}, time.Time{})
+	if err != nil || len(roAddrs) != 2 || !roAddrs[0].Until.Equal(at(2)) {
+		t.Errorf("read-only store addresses: %v, %v; want 2 ending at the last scan", roAddrs, err)
+	}
+	n := 0
+	if err := ro.History(context.Background(), at(3), time.Time{}, func(Binding) error { n++; return nil }); err != nil || n != 0 {
+		t.Errorf("read-only store: %d bindings after the last scan (%v), want none", n, err)
+	}
 	ro.Close()
 
 	tr2, fs2 := newTestTracker(t, dir, Options{})

@@ -134,11 +134,22 @@ func TestExport(t *testing.T) {
 	if r.code != 0 || r.stdout != want.String() {
 		t.Errorf("export while serve runs: exit %d\n%s\nstderr %s", r.code, r.stdout, r.stderr)
 	}
-	// Once the tracker is gone: from the store.
+	// Once the tracker is gone: from the store, where what was still open
+	// ends at the last scan (nothing has watched it since).
 	tr.Close()
+	ro, err := tracker.OpenStore(dir, tracker.StoreOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := *tracker.FileTime(ro.LastScan())
+	ro.Close()
+	closed := strings.ReplaceAll(want.String(), `"until": null`, `"until": "`+last+`"`)
+	if closed == want.String() {
+		t.Fatalf("no open interval in the export:\n%s", closed)
+	}
 	r = runNetdumper(t, "UTC", "bindings", "export", "--state", dir, "--to", "1m")
-	if r.code != 0 || r.stdout != want.String() {
-		t.Errorf("export from the store: exit %d\n%s\nstderr %s", r.code, r.stdout, r.stderr)
+	if r.code != 0 || r.stdout != closed {
+		t.Errorf("export from the store: exit %d\n%s\nstderr %s\nwant\n%s", r.code, r.stdout, r.stderr, closed)
 	}
 	for _, bad := range [][]string{{"--from", "yesterday"}, {"--from", "2023-11-14T22:00:00Z", "--to", "2023-11-14T21:00:00Z"}} {
 		if r := runNetdumper(t, "UTC", append([]string{"bindings", "export", "--state", dir}, bad...)...); r.code != 2 {
