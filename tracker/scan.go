@@ -170,9 +170,11 @@ func isHexID(s string) bool {
 // pickCgroup chooses the cgroup path to report from the text of
 // /proc/<pid>/cgroup ("id:controllers:path" lines): the unified (v2,
 // "0::") hierarchy, else systemd's name=systemd hierarchy, else the first
-// non-root path.
+// non-root path. On a hybrid host whose unified hierarchy holds nothing
+// (path "/", the v1 controllers doing the work, as under an older
+// Docker), the v1 paths are taken: they name the container.
 func pickCgroup(data string) string {
-	var named, first string
+	var unified, named, first string
 	for line := range strings.SplitSeq(data, "\n") {
 		id, rest, ok := strings.Cut(line, ":")
 		if !ok {
@@ -182,18 +184,25 @@ func pickCgroup(data string) string {
 		if !ok {
 			continue
 		}
-		if id == "0" && ctrl == "" {
-			return p
-		}
-		if ctrl == "name=systemd" && named == "" {
+		switch {
+		case id == "0" && ctrl == "":
+			unified = p
+		case ctrl == "name=systemd" && named == "":
 			named = p
 		}
 		if first == "" && p != "/" {
 			first = p
 		}
 	}
-	if named != "" {
+	switch {
+	case unified != "" && unified != "/":
+		return unified
+	case named != "" && named != "/":
 		return named
+	case first != "":
+		return first
+	case unified != "":
+		return unified
 	}
-	return first
+	return named
 }

@@ -63,6 +63,9 @@ func TestPickCgroup(t *testing.T) {
 		{"v1 name=systemd", "5:memory:/docker/abc\n1:name=systemd:/docker/abc\n", "/docker/abc"},
 		{"v1 first non-root", "5:memory:/\n4:cpu,cpuacct:/docker/abc\n", "/docker/abc"},
 		{"malformed", "garbage\n", ""},
+		{"hybrid with an empty unified hierarchy", "9:name=systemd:/docker/abc\n5:memory:/docker/abc\n0::/\n", "/docker/abc"},
+		{"hybrid, v1 controllers only", "5:memory:/docker/abc\n1:name=systemd:/\n0::/\n", "/docker/abc"},
+		{"everything at the root", "1:name=systemd:/\n0::/\n", "/"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
