@@ -196,3 +196,25 @@ func TestLocalServeOverTLS(t *testing.T) {
 		})
 	}
 }
+
+// TestServeBadFlags: bad flags are usage errors (exit 2), found before
+// anything is opened or created.
+func TestServeBadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--interval", "10ms"}, "--interval"},
+		{[]string{"--retention", "30s"}, "--retention"},
+		{[]string{"--listen", "nonsense"}, "HOST:PORT"},
+	} {
+		state := filepath.Join(t.TempDir(), "state")
+		r := runNetdumper(t, "UTC", append([]string{"serve", "--state", state, "--source", "poll"}, tc.args...)...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("serve %v: exit %d, want %d naming %s; stderr %q", tc.args, r.code, exitUsage, tc.want, r.stderr)
+		}
+		if _, err := os.Stat(state); err == nil {
+			t.Errorf("serve %v created the state directory", tc.args)
+		}
+	}
+}
