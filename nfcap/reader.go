@@ -301,15 +301,26 @@ func (r *Reader) decodeBlock(buf *blockBuf, dec *decompressor) error {
 	bh := buf.block.Header
 	buf.block.valid = bh.NumRecords
 	if bh.Type == BlockTypeData {
-		n := uint32(0)
-		count := func(int, []byte) error { n++; return nil }
-		if ro, err := walkRecords(plain, bh.NumRecords, count); err != nil {
+		if ro, err := walkRecords(plain, bh.NumRecords, nil); err != nil {
+			// Count the whole records before the fault (only then: this
+			// is the path of every block).
+			n := uint32(0)
+			walkRecords(plain, bh.NumRecords, func(off int, _ []byte) error {
+				if off >= ro {
+					return errStop
+				}
+				n++
+				return nil
+			})
 			buf.block.valid = n
 			return &recordError{off: ro, err: err}
 		}
 	}
 	return nil
 }
+
+// errStop ends a walk early.
+var errStop = errors.New("stop")
 
 // readBlockAt reads and decodes one block (used for the appendix).
 func (r *Reader) readBlockAt(buf *blockBuf, dec *decompressor, pos, limit int64) error {
