@@ -490,16 +490,7 @@ func (r *Reader) nextAsync() (*Block, error) {
 // NextBlock returns the next data block, of any type, or io.EOF after the
 // last one. The block is valid until the next call.
 func (r *Reader) NextBlock() (*Block, error) {
-	if r.err != nil {
-		return nil, r.err
-	}
-	if !r.started {
-		r.started = true
-		if r.start != nil {
-			r.start()
-		}
-	}
-	b, err := r.next()
+	b, err := r.nextForRecords()
 	if err != nil {
 		r.err = err
 		return nil, err
