@@ -490,7 +490,7 @@ func (r *Reader) nextAsync() (*Block, error) {
 // NextBlock returns the next data block, of any type, or io.EOF after the
 // last one. The block is valid until the next call.
 func (r *Reader) NextBlock() (*Block, error) {
-	b, err := r.nextForRecords()
+	b, err := r.NextBlockPartial()
 	if err != nil {
 		r.err = err
 		return nil, err
@@ -498,9 +498,11 @@ func (r *Reader) NextBlock() (*Block, error) {
 	return b, nil
 }
 
-// nextForRecords is NextBlock for Next: a block with a framing fault comes
-// with its error, so that its whole records can be handed out first.
-func (r *Reader) nextForRecords() (*Block, error) {
+// NextBlockPartial is NextBlock, except that a data block whose record
+// framing is damaged comes back too, with its error: the records before
+// the damaged one are whole and can be read, as nfdump prints them. After
+// such a block the reader is done (the error stays).
+func (r *Reader) NextBlockPartial() (*Block, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
@@ -511,7 +513,7 @@ func (r *Reader) nextForRecords() (*Block, error) {
 		}
 	}
 	b, err := r.next()
-	if err != nil && b == nil {
+	if err != nil {
 		r.err = err
 	}
 	return b, err
@@ -542,7 +544,7 @@ func (r *Reader) Next() bool {
 			r.err, r.fault = r.fault, nil
 			return false
 		}
-		b, err := r.nextForRecords()
+		b, err := r.NextBlockPartial()
 		if b == nil {
 			return false
 		}

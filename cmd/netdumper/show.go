@@ -204,11 +204,13 @@ func (p *printer) printFile(ctx context.Context, name string) error {
 	defer r.Close()
 	p.sum.AddFile(&r.Appendix().Stat)
 	for {
-		b, err := r.NextBlock()
+		// A block with a damaged record comes with its error: the records
+		// before that one are printed first, as nfdump prints them.
+		b, err := r.NextBlockPartial()
 		if err == io.EOF {
 			return nil
 		}
-		if err != nil {
+		if b == nil {
 			return err
 		}
 		if err := ctx.Err(); err != nil {
@@ -219,7 +221,10 @@ func (p *printer) printFile(ctx context.Context, name string) error {
 			p.sum.BlocksSkipped++
 			continue
 		}
-		if err := p.printBlock(r, b); err != nil {
+		if perr := p.printBlock(r, b); perr != nil {
+			return perr
+		}
+		if err != nil {
 			return err
 		}
 	}

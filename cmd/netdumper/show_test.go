@@ -7,7 +7,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/netdumper/netdumper/internal/fixtures"
+	"github.com/netdumper/netdumper/nfcap"
 )
 
 // TestHelperProcessNetdumper is not a test: it runs netdumper when the test
@@ -389,5 +392,34 @@ func TestShowProcess(t *testing.T) {
 	got := runNetdumperProcess(t, "UTC", "show", "-o", "fmt:%nosuch", path)
 	if got.code != 2 || got.stdout != "" || !strings.Contains(got.stderr, "%nosuch") {
 		t.Errorf("bad format: exit %d, stdout %q, stderr %q", got.code, got.stdout, got.stderr)
+	}
+}
+
+// TestShowDamagedRecord: a record whose size is damaged midway through a
+// block: the records before it are printed as nfdump prints them, then
+// the error names the block and the record's offset.
+func TestShowDamagedRecord(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(fixturesDir(t), "v9-mixed.none.nf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := nfcap.HeaderSize + nfcap.BlockHeaderSize
+	for i := 0; i < 700; i++ {
+		off += int(binary.LittleEndian.Uint16(b[off+2:]))
+	}
+	binary.LittleEndian.PutUint16(b[off+2:], 0)
+	path := filepath.Join(t.TempDir(), "nfcapd.202311142210")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(nfdumpBin(t), "-q", "-r", path, "-o", "line")
+	cmd.Env = append(os.Environ(), "TZ=UTC", "LC_ALL=C")
+	want, _ := cmd.Output() // nfdump prints what it can, then exits 1
+	r := runNetdumper(t, "UTC", "show", "-q", "-o", "line", path)
+	if r.stdout != string(want) || strings.Count(r.stdout, "\n") != 699 {
+		t.Errorf("printed %d lines, nfdump %d", strings.Count(r.stdout, "\n"), strings.Count(string(want), "\n"))
+	}
+	if wantErr := fmt.Sprintf("block 0 at offset 40: record at payload offset %d", off-nfcap.HeaderSize-nfcap.BlockHeaderSize); r.code == 0 || !strings.Contains(r.stderr, wantErr) {
+		t.Errorf("exit %d, stderr %q; want an error with %q", r.code, r.stderr, wantErr)
 	}
 }
