@@ -24,6 +24,11 @@ type ReaderOptions struct {
 	// reading ahead. 0 means GOMAXPROCS, at most 4. The goroutines start
 	// with the first NextBlock or Next.
 	Workers int
+	// AppendixErrors lets a file whose appendix cannot be read open
+	// anyway, without appendix (see Reader.AppendixError), as nfdump reads
+	// its flows after saying so. A rewrite must not: it would lose the
+	// appendix.
+	AppendixErrors bool
 }
 
 // Block is one data block of a file, decompressed.
@@ -80,6 +85,8 @@ type Reader struct {
 	err      error
 	fault    error // ends the iteration once cur's whole records are out
 
+	appendixErr error // see AppendixError
+
 	// BlocksSkipped counts blocks Next skipped because they are not type 3.
 	blocksSkipped int
 }
@@ -132,7 +139,10 @@ func NewReader(ra io.ReaderAt, size int64, opts ReaderOptions) (*Reader, error) 
 		return nil, err
 	}
 	if err := r.readAppendix(); err != nil {
-		return nil, err
+		if !opts.AppendixErrors {
+			return nil, err
+		}
+		r.appendix, r.appendixErr = Appendix{}, err
 	}
 	dec, err := newDecompressor(r.hdr.Compression)
 	if err != nil {
@@ -162,6 +172,11 @@ func (r *Reader) Header() Header { return r.hdr }
 
 // Appendix returns the appendix records (ident and stat).
 func (r *Reader) Appendix() *Appendix { return &r.appendix }
+
+// AppendixError is why the appendix could not be read, when the reader
+// was opened with ReaderOptions.AppendixErrors (the Appendix is then
+// empty); nil otherwise.
+func (r *Reader) AppendixError() error { return r.appendixErr }
 
 // Name returns the name used in error messages.
 func (r *Reader) Name() string { return r.name }

@@ -126,7 +126,7 @@ func runShow(ctx context.Context, e env, o showOptions, args []string) error {
 	}
 	files, failed := inputFiles(args, e.stderr)
 
-	p := &printer{fm: fm, out: e.stdout, buf: make([]byte, 0, flushSize+4096)}
+	p := &printer{fm: fm, out: e.stdout, errs: e.stderr, buf: make([]byte, 0, flushSize+4096)}
 	if !o.quiet && fm.Header() != "" {
 		p.buf = append(p.buf, fm.Header()...)
 		p.buf = append(p.buf, '\n')
@@ -177,6 +177,7 @@ var errOutput = errors.New("writing output")
 type printer struct {
 	fm   *flowfmt.Format
 	out  io.Writer
+	errs io.Writer // warnings
 	buf  []byte
 	sum  flowfmt.Summary
 	flow nfcap.Flow
@@ -197,11 +198,15 @@ func (p *printer) flush() error {
 // printFile prints every flow record of the named file. Records printed
 // before an error stay printed, as with nfdump.
 func (p *printer) printFile(ctx context.Context, name string) error {
-	r, err := nfcap.OpenFile(name, nfcap.ReaderOptions{})
+	r, err := nfcap.OpenFile(name, nfcap.ReaderOptions{AppendixErrors: true})
 	if err != nil {
 		return err
 	}
 	defer r.Close()
+	if err := r.AppendixError(); err != nil {
+		// As nfdump: say so, and print the flows all the same.
+		fmt.Fprintf(p.errs, "netdumper: %v; reading the flows without it\n", err)
+	}
 	p.sum.AddFile(&r.Appendix().Stat)
 	for {
 		// A block with a damaged record comes with its error: the records

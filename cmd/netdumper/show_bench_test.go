@@ -51,7 +51,7 @@ func BenchmarkShow(b *testing.B) {
 			b.SetBytes(fi.Size())
 			var flows uint64
 			for b.Loop() {
-				p := &printer{fm: fm, out: io.Discard, buf: make([]byte, 0, flushSize+4096)}
+				p := &printer{fm: fm, out: io.Discard, errs: io.Discard, buf: make([]byte, 0, flushSize+4096)}
 				if err := p.printFile(context.Background(), path); err != nil {
 					b.Fatal(err)
 				}

@@ -423,3 +423,26 @@ func TestShowDamagedRecord(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want an error with %q", r.code, r.stderr, wantErr)
 	}
 }
+
+// TestShowCutAppendix: a file whose appendix is cut short still shows its
+// flows, as nfdump shows them, after a warning naming the appendix.
+func TestShowCutAppendix(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(fixturesDir(t), "v9-mixed.none.nf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	offApp := binary.LittleEndian.Uint64(b[24:])
+	path := filepath.Join(t.TempDir(), "nfcapd.202311142210")
+	if err := os.WriteFile(path, b[:offApp+20], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := runNfdump(t, "UTC", "-q", "-r", path, "-o", "line")
+	r := runNetdumper(t, "UTC", "show", "-q", "-o", "line", path)
+	if r.code != 0 || r.stdout != want || strings.Count(want, "\n") != 1500 || !strings.Contains(r.stderr, "appendix block at offset") {
+		t.Errorf("exit %d, %d lines (nfdump %d), stderr %q", r.code, strings.Count(r.stdout, "\n"), strings.Count(want, "\n"), r.stderr)
+	}
+	// enrich refuses it: rewriting it would lose the appendix.
+	if _, err := nfcap.RewriteFile(context.Background(), path, func(*nfcap.Flow) (string, bool) { return "x", true }, nfcap.RewriteOptions{}); err == nil {
+		t.Error("a file without its appendix was rewritten")
+	}
+}
