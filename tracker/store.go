@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -170,12 +171,15 @@ func (s *Store) open(timeout time.Duration) (err error) {
 		if s.readOnly {
 			hint = "a running `netdumper serve` holds it; ask that tracker over its API instead"
 		}
-		if info, ierr := ReadDaemonInfo(filepath.Dir(s.path)); ierr == nil {
+		if info, ierr := ReadDaemonInfo(filepath.Dir(s.path)); ierr == nil && processAlive(info.PID) {
 			hint += fmt.Sprintf(" (serve pid %d", info.PID)
 			if info.API != "" {
 				hint += ", API " + info.API
 			}
 			hint += ")"
+		} else if ierr == nil {
+			// A serve killed with -9 leaves its serve.json behind.
+			hint += fmt.Sprintf(" (serve.json names pid %d, which is not running: some other process holds the file)", info.PID)
 		}
 		return fmt.Errorf("%s: %w: %s", s.path, ErrStateLocked, hint)
 	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrVersionMismatch),
@@ -185,7 +189,6 @@ func (s *Store) open(timeout time.Duration) (err error) {
 	return fmt.Errorf("open %s: %w", s.path, err)
 }
 
-// recoverCorrupt turns a panic of bbolt on a damaged file into an error.
 // checkBoltSize refuses a bbolt file shorter than its own meta page says
 // it is (cut short by a full disk or a bad copy): bbolt would map it and
 // crash with a memory fault reading past its end, in a goroutine of its
@@ -243,6 +246,18 @@ func checkBoltSize(path string) error {
 	return nil
 }
 
+// processAlive reports whether process pid exists (as far as this process
+// can tell).
+func processAlive(pid int) bool {
+	p, err := os.FindProcess(pid)
+	if err != nil || pid <= 0 {
+		return false
+	}
+	err = p.Signal(syscall.Signal(0))
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// recoverCorrupt turns a panic of bbolt on a damaged file into an error.
 func recoverCorrupt(err *error, path string) {
 	if r := recover(); r != nil {
 		*err = fmt.Errorf("%s: %w (damaged: %v)", path, ErrNotStateFile, r)

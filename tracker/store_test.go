@@ -253,7 +253,7 @@ func TestStateLocking(t *testing.T) {
 	if !errors.Is(err, ErrStateLocked) || !strings.Contains(err.Error(), "ask that tracker over its API") {
 		t.Errorf("reader while serving: %v, want ErrStateLocked", err)
 	}
-	info := DaemonInfo{PID: 4242, Host: "web1", Started: at(0), API: "http://127.0.0.1:7701"}
+	info := DaemonInfo{PID: os.Getpid(), Host: "web1", Started: at(0), API: "http://127.0.0.1:7701"}
 	if err := WriteDaemonInfo(dir, info); err != nil {
 		t.Fatal(err)
 	}
@@ -262,8 +262,21 @@ func TestStateLocking(t *testing.T) {
 		t.Errorf("ReadDaemonInfo = %+v, %v", got, err)
 	}
 	_, err = OpenStore(dir, StoreOptions{ReadOnly: true, LockTimeout: 50 * time.Millisecond})
-	if err == nil || !strings.Contains(err.Error(), "pid 4242, API http://127.0.0.1:7701") {
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("pid %d, API http://127.0.0.1:7701", os.Getpid())) {
 		t.Errorf("reader with daemon info: %v", err)
+	}
+	// The serve.json of a serve killed with -9 names a pid that is gone.
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Skip("no true command")
+	}
+	info.PID = dead.Process.Pid
+	if err := WriteDaemonInfo(dir, info); err != nil {
+		t.Fatal(err)
+	}
+	_, err = OpenStore(dir, StoreOptions{ReadOnly: true, LockTimeout: 50 * time.Millisecond})
+	if err == nil || strings.Contains(err.Error(), "API http://") || !strings.Contains(err.Error(), "which is not running") {
+		t.Errorf("reader with a dead serve's daemon info: %v", err)
 	}
 	if err := RemoveDaemonInfo(dir); err != nil {
 		t.Fatal(err)
