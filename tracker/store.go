@@ -661,10 +661,15 @@ func (s *Store) History(ctx context.Context, from, to time.Time, fn func(Binding
 		report := fn
 		fn = func(b Binding) error {
 			if b.Until.IsZero() {
-				if end.Before(b.From) || end.UnixNano() < lo {
-					return nil // ended before it began, or before the window
-				}
+				// Events after the last scan open intervals later than it:
+				// those end where they began.
 				b.Until = end
+				if b.Until.Before(b.From) {
+					b.Until = b.From
+				}
+				if b.Until.UnixNano() <= lo && lo != math.MinInt64 {
+					return nil // over before the window, as closed ones
+				}
 			}
 			return report(b)
 		}
@@ -787,10 +792,10 @@ func (s *Store) AddrHistory(ctx context.Context, from, to time.Time) ([]AddrInte
 				return fmt.Errorf("address %x: %w", k, err)
 			}
 			if end := s.deadEnd(); a.Until.IsZero() && !end.IsZero() {
-				if end.Before(a.From) {
-					return nil
-				}
 				a.Until = end // no tracker has seen it since (see History)
+				if a.Until.Before(a.From) {
+					a.Until = a.From
+				}
 			}
 			if (to.IsZero() || !a.From.After(to)) && (from.IsZero() || a.Until.IsZero() || a.Until.After(from)) {
 				out = append(out, a)

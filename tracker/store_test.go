@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -540,3 +541,52 @@ var (
 	_ HistorySource = (*Tracker)(nil)
 	_ HistorySource = (*Store)(nil)
 )
+
+// TestReadOnlyIntervalsOpenedAfterLastScan: events after the last scan
+// open intervals later than it (committed when serve stops); a reader
+// still sees them, ending where they began, not gone.
+func TestReadOnlyIntervalsOpenedAfterLastScan(t *testing.T) {
+	dir := t.TempDir()
+	sc := &resolvingScanner{}
+	var mu sync.Mutex
+	now := at(0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	tr, err := New(Options{Scanner: sc, StateDir: dir, Host: "web1", Events: fakeEvents{}, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.set(at(1), addrs("127.0.0.1"))
+	if err := tr.ScanOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	now = at(2.1)
+	mu.Unlock()
+	l := sockEv(SockListen, 2, ProtoTCP, "0.0.0.0:8080", "", 5, proc(900, -100, "nginx"))
+	l.State = StateListen
+	tr.receive(l)
+	tr.receive(sockEv(SockConnect, 2, ProtoTCP, "127.0.0.1:40000", "127.0.0.1:80", 1, proc(2000, 0, "curl")))
+	tr.applyQueued()
+	if err := tr.flushEvents(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := OpenStore(dir, StoreOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	n := 0
+	err = ro.History(context.Background(), time.Time{}, time.Time{}, func(b Binding) error {
+		n++
+		if !b.From.Equal(at(2)) || !b.Until.Equal(b.From) {
+			t.Errorf("%s: %v until %v, want from and until at 2 (after the last scan at 1)", describeInterval(&b), b.From, b.Until)
+		}
+		return nil
+	})
+	if err != nil || n != 2 {
+		t.Errorf("read-only history: %d bindings (%v), want the 2 opened after the last scan", n, err)
+	}
+}
