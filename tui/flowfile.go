@@ -13,6 +13,7 @@ package tui
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -232,6 +233,15 @@ func (ff *flowFile) block(bi blockInfo) (*decodedBlock, error) {
 	return d, nil
 }
 
+// blockErr places an error of the one-block reader of readBlock (whose
+// block is its block 0 at offset 40) at bi in the file.
+func (ff *flowFile) blockErr(bi blockInfo, err error) error {
+	if fe, ok := errors.AsType[*nfcap.FormatError](err); ok && fe.Block >= 0 {
+		return &nfcap.FormatError{File: ff.path, Block: bi.index, Offset: bi.offset, RecordOffset: fe.RecordOffset, Err: fe.Err}
+	}
+	return fmt.Errorf("%s: block %d at offset %d: %w", ff.path, bi.index, bi.offset, err)
+}
+
 // readBlock decodes the single block bi.
 func (ff *flowFile) readBlock(bi blockInfo) (*decodedBlock, error) {
 	h := ff.hdr
@@ -241,7 +251,7 @@ func (ff *flowFile) readBlock(bi blockInfo) (*decodedBlock, error) {
 	size := int64(nfcap.HeaderSize) + ff.end - bi.offset
 	r, err := nfcap.NewReader(v, size, nfcap.ReaderOptions{Name: ff.path, ReadAhead: -1})
 	if err != nil {
-		return nil, fmt.Errorf("block %d at offset %d: %w", bi.index, bi.offset, err)
+		return nil, ff.blockErr(bi, err)
 	}
 	defer r.Close()
 	d := &decodedBlock{index: bi.index, offs: make([]uint32, 0, bi.flows)}
@@ -253,8 +263,10 @@ func (ff *flowFile) readBlock(bi blockInfo) (*decodedBlock, error) {
 		d.offs = append(d.offs, uint32(len(d.data)))
 		d.data = append(d.data, rec.Data...)
 	}
-	if err := r.Err(); err != nil {
-		return nil, fmt.Errorf("block %d at offset %d: %w", bi.index, bi.offset, err)
+	// A block damaged after some whole records (reported by the index
+	// pass, which counted those records) shows them.
+	if err := r.Err(); err != nil && len(d.offs) != bi.flows {
+		return nil, ff.blockErr(bi, err)
 	}
 	if len(d.offs) != bi.flows {
 		return nil, fmt.Errorf("%s: block %d at offset %d holds %d flow records, the index says %d (file changed?)",

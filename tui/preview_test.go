@@ -2,6 +2,8 @@ package tui
 
 import (
 	"context"
+	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -343,5 +345,44 @@ func TestPreviewAsksForBindingsOnce(t *testing.T) {
 	}
 	if st := s.prog.summary; st == nil || st.Matched() == 0 {
 		t.Errorf("no match statistics from the counting pass: %+v", st)
+	}
+}
+
+// TestPreviewDamagedBlock: a block damaged after some whole records
+// shows those records (as nfdump prints them), and the index pass says
+// where the damage is.
+func TestPreviewDamagedBlock(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(fixtures.Dir(t), "v9-mixed.none.nf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := nfcap.HeaderSize + nfcap.BlockHeaderSize
+	for i := 0; i < 700; i++ {
+		off += int(binary.LittleEndian.Uint16(b[off+2:]))
+	}
+	binary.LittleEndian.PutUint16(b[off+2:], 0)
+	path := filepath.Join(t.TempDir(), "nfcapd.202311142210")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ff, err := openFlowFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ff.close()
+	ff.runIndex(context.Background(), nil, func() {})
+	p := ff.progress()
+	wantErr := fmt.Sprintf("%s: block 0 at offset 40: record at payload offset %d", path, off-nfcap.HeaderSize-nfcap.BlockHeaderSize)
+	if p.flows != 699 || p.err == nil || !strings.Contains(p.err.Error(), wantErr) {
+		t.Fatalf("indexed %d flows, err %v; want 699 and an error with %q", p.flows, p.err, wantErr)
+	}
+	for n := 0; n < p.flows; n++ {
+		bi, ok := ff.blockOf(n)
+		if !ok {
+			t.Fatalf("flow %d: no block", n)
+		}
+		if _, err := ff.block(bi); err != nil {
+			t.Fatalf("flow %d of %d is indexed but cannot be shown: %v", n, p.flows, err)
+		}
 	}
 }
