@@ -205,3 +205,34 @@ func TestFaultyRecordAsNfdump(t *testing.T) {
 		}
 	}
 }
+
+// TestTrailingBytesAsNfdump: a block announcing fewer records than its
+// payload holds is read up to its last announced record and the file goes
+// on, as nfdump reads it; a rewrite, which would drop those bytes, refuses
+// the file.
+func TestTrailingBytesAsNfdump(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "nfcapd.202311150100")
+	nfdump(t, "-r", filepath.Join(fixtures.Dir(t), "v9-multiblock.lzo.nf"), "-w", path) // uncompressed, several blocks
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	le := binary.LittleEndian
+	if le.Uint32(b[36:]) < 2 {
+		t.Fatalf("want a file of several blocks, got %d", le.Uint32(b[36:]))
+	}
+	le.PutUint32(b[nfcap.HeaderSize:], le.Uint32(b[nfcap.HeaderSize:])-1) // block 0
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Count(nfdump(t, "-q", "-r", path, "-o", "fmt:%ts"), "\n")
+	for _, ra := range []int{-1, 0} {
+		if n, err := readAll(b, nfcap.ReaderOptions{ReadAhead: ra}); n != want || err != nil {
+			t.Errorf("read-ahead %d: %d flows, %v; nfdump prints %d and exits 0", ra, n, err, want)
+		}
+	}
+	if _, err := nfcap.RewriteFile(context.Background(), path, func(*nfcap.Flow) (string, bool) { return "x", true }, nfcap.RewriteOptions{}); !errors.Is(err, nfcap.ErrCorrupt) {
+		t.Errorf("rewrite of a block with bytes after its records: %v, want ErrCorrupt", err)
+	}
+}

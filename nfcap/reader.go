@@ -302,6 +302,17 @@ func (r *Reader) readRawAt(buf *blockBuf, pos, limit int64) error {
 	return nil
 }
 
+// readBlockData is decodeBlock for reading: bytes after a block's last
+// record are ignored, as nfdump ignores them (a rewrite, which would drop
+// them, refuses the block).
+func (r *Reader) readBlockData(buf *blockBuf, dec *decompressor) error {
+	err := r.decodeBlock(buf, dec)
+	if _, ok := errors.AsType[*trailingError](err); ok {
+		return nil
+	}
+	return err
+}
+
 // decodeBlock decompresses the stored payload in buf and, for type-3
 // blocks, checks the record framing.
 func (r *Reader) decodeBlock(buf *blockBuf, dec *decompressor) error {
@@ -393,7 +404,7 @@ func (r *Reader) nextSync() (*Block, error) {
 	if err := r.readNextRaw(&r.syncState, buf); err != nil {
 		return nil, err
 	}
-	if err := r.decodeBlock(buf, r.syncState.dec); err != nil {
+	if err := r.readBlockData(buf, r.syncState.dec); err != nil {
 		return faultyBlock(&buf.block, err), r.blockErr(buf.block.Index, buf.block.Offset, err)
 	}
 	return &buf.block, nil
@@ -441,7 +452,7 @@ func (r *Reader) startReadAhead(depth, workers int) {
 				defer dec.close()
 			}
 			for j := range jobs {
-				if err := r.decodeBlock(j.buf, dec); err != nil {
+				if err := r.readBlockData(j.buf, dec); err != nil {
 					j.err = r.blockErr(j.buf.block.Index, j.buf.block.Offset, err)
 					j.fault = faultyBlock(&j.buf.block, err) != nil
 				}

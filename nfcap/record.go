@@ -68,7 +68,13 @@ func walkRecords(payload []byte, n uint32, fn func(off int, rec []byte) error) (
 		off += size
 	}
 	if off != len(payload) {
-		return off, errf(ErrCorrupt, "block announces %d records that end at %d, but its payload is %d bytes", n, off, len(payload))
+		return off, &trailingError{errf(ErrCorrupt, "block announces %d records that end at %d, but its payload is %d bytes", n, off, len(payload))}
 	}
 	return off, nil
 }
+
+// trailingError is the fault of a payload longer than its records: they
+// are all whole, and nfdump reads them and goes on to the next block.
+type trailingError struct{ error }
+
+func (e *trailingError) Unwrap() error { return e.error }
