@@ -215,28 +215,44 @@ func checkBoltSize(path string) error {
 	// mark"), the transaction id and an FNV-64a checksum of what precedes
 	// it in the meta (8 each).
 	const hdr, metaLen = 16, 64
-	var best struct{ txid, pages, pageSize uint64 }
-	found := false
-	pageSize := int64(4096)
-	for i := int64(0); i < 2; i++ {
+	type meta struct{ txid, pages, pageSize uint64 }
+	// readMeta returns the meta at off, if it is a valid one.
+	readMeta := func(off int64) (meta, bool) {
 		buf := make([]byte, hdr+metaLen)
-		if _, err := f.ReadAt(buf, i*pageSize); err != nil {
-			break
+		if _, err := f.ReadAt(buf, off); err != nil {
+			return meta{}, false
 		}
 		m := buf[hdr:]
 		le := binary.LittleEndian
 		h := fnv.New64a()
 		h.Write(m[:56])
 		if le.Uint32(m[0:]) != 0xED0CDAED || le.Uint32(m[4:]) != 2 || h.Sum64() != le.Uint64(m[56:]) {
-			continue
+			return meta{}, false
 		}
-		ps := uint64(le.Uint32(m[8:]))
-		if i == 0 && ps >= 1024 && ps <= 1<<16 {
-			pageSize = int64(ps)
+		return meta{txid: le.Uint64(m[48:]), pages: le.Uint64(m[40:]), pageSize: uint64(le.Uint32(m[8:]))}, true
+	}
+	var metas []meta
+	m0, ok := readMeta(0)
+	if ok {
+		metas = append(metas, m0)
+		if m1, ok := readMeta(int64(m0.pageSize)); ok && m1.pageSize == m0.pageSize {
+			metas = append(metas, m1)
 		}
-		if txid := le.Uint64(m[48:]); !found || txid > best.txid {
-			best.txid, best.pages, best.pageSize = txid, le.Uint64(m[40:]), ps
-			found = true
+	} else {
+		// Meta 0 is damaged: find meta 1 at the page size it names, from
+		// 1 KiB to 64 KiB, as bbolt does.
+		for ps := int64(1024); ps <= 64<<10; ps *= 2 {
+			if m1, ok := readMeta(ps); ok && int64(m1.pageSize) == ps {
+				metas = append(metas, m1)
+				break
+			}
+		}
+	}
+	var best meta
+	found := false
+	for _, m := range metas {
+		if m.pageSize >= 1024 && m.pageSize <= 64<<10 && (!found || m.txid > best.txid) {
+			best, found = m, true
 		}
 	}
 	if found && best.pages < 1<<40 && uint64(size) < best.pages*best.pageSize {

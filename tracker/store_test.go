@@ -590,3 +590,53 @@ func TestReadOnlyIntervalsOpenedAfterLastScan(t *testing.T) {
 		t.Errorf("read-only history: %d bindings (%v), want the 2 opened after the last scan", n, err)
 	}
 }
+
+// TestCheckBoltSizePageSizes: a file cut short is found whatever its page
+// size (those of 16 KiB and 64 KiB pages come from arm64 hosts), also
+// when its first meta page is damaged and the second must be found.
+func TestCheckBoltSizePageSizes(t *testing.T) {
+	for _, ps := range []int{4096, 16384, 65536} {
+		for _, damaged := range []bool{false, true} {
+			path := filepath.Join(t.TempDir(), HistoryFile)
+			db, err := bbolt.Open(path, 0o600, &bbolt.Options{PageSize: ps})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 3 {
+				if err := db.Update(func(tx *bbolt.Tx) error {
+					b, err := tx.CreateBucketIfNotExists(bucketMeta)
+					if err != nil {
+						return err
+					}
+					return b.Put([]byte{byte('a' + i)}, bytes.Repeat([]byte("x"), 256<<10))
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			db.Close()
+			if err := checkBoltSize(path); err != nil {
+				t.Fatalf("page size %d: a whole file refused: %v", ps, err)
+			}
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if damaged {
+				f, err := os.OpenFile(path, os.O_RDWR, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.WriteAt([]byte{0xff, 0xff}, 16+60) // meta 0's checksum
+				f.Close()
+			}
+			// Past the two meta pages, short of what either commit holds
+			// (the older one, in meta 1, is used when meta 0 is damaged).
+			if err := os.Truncate(path, min(fi.Size()/2, int64(2*ps+100))); err != nil {
+				t.Fatal(err)
+			}
+			if err := checkBoltSize(path); !errors.Is(err, ErrNotStateFile) {
+				t.Errorf("page size %d, meta 0 damaged %v: a file cut short passes: %v", ps, damaged, err)
+			}
+		}
+	}
+}
