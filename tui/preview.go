@@ -261,6 +261,10 @@ func (s *previewScreen) update(msg tea.Msg) tea.Cmd {
 			return nil
 		}
 		s.opening = false
+		if msg.err == nil && msg.pager == nil { // not even the empty plan: the file's window is unreadable
+			msg.ff.close()
+			msg.err = msg.planErr
+		}
 		if msg.err != nil {
 			s.err = msg.err
 			return nil
