@@ -20,6 +20,7 @@ import (
 // first form, and treating the others as UTC would print other times than
 // nfdump does.
 func Location(tz string) (*time.Location, error) {
+	tz = strings.TrimRight(tz, " \t") // the C library ignores trailing blanks
 	name := strings.TrimPrefix(tz, ":")
 	if name == "" {
 		return time.UTC, nil

@@ -17,6 +17,7 @@ func TestLocation(t *testing.T) {
 		{":Europe/Berlin", "13:00 CET", "14:00 CEST"},
 		{"/usr/share/zoneinfo/Europe/Berlin", "13:00 CET", "14:00 CEST"},
 		{"JST-9", "21:00 JST", "21:00 JST"},
+		{"JST-9 ", "21:00 JST", "21:00 JST"},
 		{"UTC+3", "09:00 UTC", "09:00 UTC"}, // POSIX: three hours west
 		{"<+0530>-5:30", "17:30 +0530", "17:30 +0530"},
 		{"CET-1CEST,M3.5.0,M10.5.0/3", "13:00 CET", "14:00 CEST"},

@@ -86,8 +86,9 @@ func TestWalk(t *testing.T) {
 }
 
 // TestWalkSkipsUnreadableEntries: an entry that cannot be read (here a
-// dangling link, and a directory whose search fails) does not hide the
-// other files; Walk reports it at the end, after handing out the others.
+// dangling link; an unreadable directory, which root cannot make, takes
+// the same path in Walk) does not hide the other files; Walk reports it
+// at the end, after handing out the others.
 func TestWalkSkipsUnreadableEntries(t *testing.T) {
 	dir := t.TempDir()
 	for _, p := range []string{"2023/11/14/nfcapd.202311142350", "2023/11/15/nfcapd.202311150000"} {
