@@ -177,20 +177,10 @@ func rewriteTo(t *testing.T, in, out string, label nfcap.LabelFunc, opts nfcap.R
 // nfdump prints them; the error names the block and the record's offset.
 // Both the synchronous and the read-ahead reader do so.
 func TestFaultyRecordAsNfdump(t *testing.T) {
-	src, err := os.ReadFile(filepath.Join(fixtures.Dir(t), "v9-mixed.none.nf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	le := binary.LittleEndian
 	for _, k := range []int{1, 700, 1400} { // the record whose size is zeroed
-		b := bytes.Clone(src)
-		off := nfcap.HeaderSize + 12
-		for i := 0; i < k; i++ {
-			off += int(le.Uint16(b[off+2:]))
-		}
-		le.PutUint16(b[off+2:], 0)
-		path := filepath.Join(t.TempDir(), "nfcapd.202311142210")
-		if err := os.WriteFile(path, b, 0o644); err != nil {
+		path, off := fixtures.DamagedRecord(t, "v9-mixed.none.nf", k)
+		b, err := os.ReadFile(path)
+		if err != nil {
 			t.Fatal(err)
 		}
 		nfdump(t, "-V") // skips without nfdump
@@ -199,7 +189,7 @@ func TestFaultyRecordAsNfdump(t *testing.T) {
 		want := strings.Count(string(out), "\n")
 		for _, ra := range []int{-1, 0} {
 			n, err := readAll(b, nfcap.ReaderOptions{Name: "bad.nf", ReadAhead: ra})
-			if n != want || !errors.Is(err, nfcap.ErrCorrupt) || !strings.Contains(err.Error(), fmt.Sprintf("record at payload offset %d", off-nfcap.HeaderSize-12)) {
+			if n != want || !errors.Is(err, nfcap.ErrCorrupt) || !strings.Contains(err.Error(), fmt.Sprintf("record at payload offset %d", off)) {
 				t.Errorf("record %d zeroed, read-ahead %d: %d flows, %v; nfdump prints %d", k, ra, n, err, want)
 			}
 		}

@@ -2,7 +2,6 @@ package tui
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -352,19 +351,7 @@ func TestPreviewAsksForBindingsOnce(t *testing.T) {
 // shows those records (as nfdump prints them), and the index pass says
 // where the damage is.
 func TestPreviewDamagedBlock(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(fixtures.Dir(t), "v9-mixed.none.nf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	off := nfcap.HeaderSize + nfcap.BlockHeaderSize
-	for i := 0; i < 700; i++ {
-		off += int(binary.LittleEndian.Uint16(b[off+2:]))
-	}
-	binary.LittleEndian.PutUint16(b[off+2:], 0)
-	path := filepath.Join(t.TempDir(), "nfcapd.202311142210")
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path, off := fixtures.DamagedRecord(t, "v9-mixed.none.nf", 700)
 	ff, err := openFlowFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -372,7 +359,7 @@ func TestPreviewDamagedBlock(t *testing.T) {
 	defer ff.close()
 	ff.runIndex(context.Background(), nil, func() {})
 	p := ff.progress()
-	wantErr := fmt.Sprintf("%s: block 0 at offset 40: record at payload offset %d", path, off-nfcap.HeaderSize-nfcap.BlockHeaderSize)
+	wantErr := fmt.Sprintf("%s: block 0 at offset 40: record at payload offset %d", path, off)
 	if p.flows != 699 || p.err == nil || !strings.Contains(p.err.Error(), wantErr) {
 		t.Fatalf("indexed %d flows, err %v; want 699 and an error with %q", p.flows, p.err, wantErr)
 	}

@@ -399,19 +399,7 @@ func TestShowProcess(t *testing.T) {
 // block: the records before it are printed as nfdump prints them, then
 // the error names the block and the record's offset.
 func TestShowDamagedRecord(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(fixturesDir(t), "v9-mixed.none.nf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	off := nfcap.HeaderSize + nfcap.BlockHeaderSize
-	for i := 0; i < 700; i++ {
-		off += int(binary.LittleEndian.Uint16(b[off+2:]))
-	}
-	binary.LittleEndian.PutUint16(b[off+2:], 0)
-	path := filepath.Join(t.TempDir(), "nfcapd.202311142210")
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path, off := fixtures.DamagedRecord(t, "v9-mixed.none.nf", 700)
 	cmd := exec.Command(nfdumpBin(t), "-q", "-r", path, "-o", "line")
 	cmd.Env = append(os.Environ(), "TZ=UTC", "LC_ALL=C")
 	want, _ := cmd.Output() // nfdump prints what it can, then exits 1
@@ -419,7 +407,7 @@ func TestShowDamagedRecord(t *testing.T) {
 	if r.stdout != string(want) || strings.Count(r.stdout, "\n") != 699 {
 		t.Errorf("printed %d lines, nfdump %d", strings.Count(r.stdout, "\n"), strings.Count(string(want), "\n"))
 	}
-	if wantErr := fmt.Sprintf("block 0 at offset 40: record at payload offset %d", off-nfcap.HeaderSize-nfcap.BlockHeaderSize); r.code == 0 || !strings.Contains(r.stderr, wantErr) {
+	if wantErr := fmt.Sprintf("block 0 at offset 40: record at payload offset %d", off); r.code == 0 || !strings.Contains(r.stderr, wantErr) {
 		t.Errorf("exit %d, stderr %q; want an error with %q", r.code, r.stderr, wantErr)
 	}
 }
