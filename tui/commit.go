@@ -28,10 +28,20 @@ import (
 
 // rateMsg is the dry run of one file, for its match rate.
 type rateMsg struct {
-	gen  int
-	path string
-	sum  enrich.Summary
-	err  error
+	gen        int
+	path       string
+	sum        enrich.Summary
+	err        error
+	unreadable bool // err is about the file, not only its bindings
+}
+
+// fileUnreadable reports whether the dry run of path failed on the file
+// itself (gone, or not a valid nfdump file) rather than only on its
+// bindings (a tracker down).
+func fileUnreadable(path string, err error) bool {
+	var fe *nfcap.FormatError
+	_, serr := os.Stat(path)
+	return serr != nil || errors.As(err, &fe)
 }
 
 // commitProgressMsg reports the rewrite of file i.
@@ -78,12 +88,13 @@ const (
 )
 
 type commitFile struct {
-	path    string
-	rate    *enrich.Summary
-	rateErr error
-	outcome fileOutcome
-	sum     enrich.Summary
-	err     error
+	path       string
+	rate       *enrich.Summary
+	rateErr    error
+	unreadable bool // rateErr is about the file, not only its bindings
+	outcome    fileOutcome
+	sum        enrich.Summary
+	err        error
 }
 
 type commitDialog struct {
@@ -146,7 +157,7 @@ func (d *commitDialog) nextRate() tea.Cmd {
 				return rateMsg{gen: gen, path: path, err: err}
 			}
 			sum, err := job.DryRun(ctx, path, nil)
-			return rateMsg{gen: gen, path: path, sum: sum, err: err}
+			return rateMsg{gen: gen, path: path, sum: sum, err: err, unreadable: err != nil && fileUnreadable(path, err)}
 		}
 	}
 	d.rating = -1
@@ -162,7 +173,7 @@ func (d *commitDialog) update(msg tea.Msg) tea.Cmd {
 		for i := range d.files {
 			if f := &d.files[i]; f.path == msg.path {
 				if msg.err != nil {
-					f.rateErr = msg.err
+					f.rateErr, f.unreadable = msg.err, msg.unreadable
 				} else {
 					s := msg.sum
 					f.rate = &s
@@ -432,10 +443,8 @@ func (d *commitDialog) fileLine(f *commitFile) string {
 	default:
 		switch {
 		case f.rateErr != nil:
-			// The file itself, or only the bindings (a tracker down)?
 			what := "✗ no match rate"
-			var fe *nfcap.FormatError
-			if _, err := os.Stat(f.path); err != nil || errors.As(f.rateErr, &fe) {
+			if f.unreadable {
 				what = "✗ unreadable"
 			}
 			state = st.bad.render(what) + "\n      " + st.bad.render(cut(f.rateErr.Error(), max(10, d.width-16)))
