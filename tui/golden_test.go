@@ -123,7 +123,9 @@ func TestGoldenPreview(t *testing.T) {
 	runGolden(t, Options{Dir: dir, Enrich: eo}, back, func(tm *teatest.TestModel) {
 		waitText(t, tm, "3354", "377", "290")
 		typeKeys(tm, "G", "enter")
-		waitText(t, tm, "matched 1424 of 1500")
+		// The rows arrive on their own, after or before the match
+		// statistics: wait for the last one on screen too.
+		waitText(t, tm, "matched 1424 of 1500", "22:13:20.499")
 		typeKeys(tm, "down", "down", "down")
 	})
 }
