@@ -542,10 +542,11 @@ func runWatch(ctx context.Context, e env, o *enrichOptions, job *enrich.Job, log
 	info.Info("watching", "dir", dir, "delay", o.delay, "state", o.state)
 	return job.Watch(ctx, enrich.WatchOptions{Dir: dir, Delay: o.delay, Since: o.since, Done: done, Logger: info,
 		Report: func(s enrich.Summary, err error) {
-			if err != nil {
-				info.Error("enrich failed", "file", s.Path, "err", err)
+			// Watch logs a failure once, with its retry; as in a batch
+			// run, only scripts (--json) also get it as a summary.
+			if err == nil || o.asJSON {
+				printSummary(e.stdout, o.asJSON, &s)
 			}
-			printSummary(e.stdout, o.asJSON, &s)
 		}})
 }
 

@@ -145,6 +145,41 @@ func runNetdumperIn(t *testing.T, stdin io.Reader, limit time.Duration, args ...
 	return result{stdout.String(), stderr.String(), code}
 }
 
+// TestEnrichWatchReportsFailureOnce: a file that fails is named once per
+// attempt, on stderr with its retry, and as a summary only with --json; the
+// good file beside it is enriched and summarised.
+func TestEnrichWatchReportsFailureOnce(t *testing.T) {
+	for _, asJSON := range []bool{false, true} {
+		t.Run(map[bool]string{false: "text", true: "json"}[asJSON], func(t *testing.T) {
+			dir, file, bindings, _ := enrichSetup(t)
+			os.Remove(filepath.Join(filepath.Dir(file), "nfcapd.current.77"))
+			b, _ := os.ReadFile(file)
+			bad := filepath.Join(filepath.Dir(file), "nfcapd.202311142215")
+			os.WriteFile(bad, b[:3000], 0o644)
+			args := []string{"enrich", "--yes", "--watch", dir, "--delay", "0", "--since", "0", "--state", t.TempDir(),
+				"--bindings", bindings}
+			if asJSON {
+				args = append(args, "--json")
+			}
+			// The first retry comes 2 s after the first attempt.
+			r := runNetdumperIn(t, strings.NewReader(""), 1500*time.Millisecond, args...)
+			if got := strings.Count(r.stderr, "nfcapd.202311142215"); got != 2 || !strings.Contains(r.stderr, "attempt=1") {
+				// Named twice on its line: file=, and in err.
+				t.Errorf("the failed file is named %d times, want 2 on one line:\n%s", got, r.stderr)
+			}
+			if strings.Contains(r.stderr, "level=ERROR") {
+				t.Errorf("the failure was logged twice:\n%s", r.stderr)
+			}
+			if !strings.Contains(r.stdout, file) {
+				t.Errorf("stdout has no summary of the good file:\n%s", r.stdout)
+			}
+			if got := strings.Contains(r.stdout, bad); got != asJSON {
+				t.Errorf("stdout names the failed file: %v, want %v:\n%s", got, asJSON, r.stdout)
+			}
+		})
+	}
+}
+
 // TestEnrichWatchNeedsYesNoDryRun: a watcher rewrites every file it takes,
 // so it needs --yes (on a terminal too: it cannot ask for each file) and
 // refuses --dry-run, before it touches anything.
