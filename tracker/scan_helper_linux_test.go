@@ -217,12 +217,20 @@ func helperScan() error {
 		return err
 	}
 	defer s.Close()
-	var snap *Snapshot
-	for range 2 { // the second scan must not log the denial again
-		if snap, err = s.Scan(context.Background()); err != nil {
+	// Through a tracker, as every command scans: the second scan must not
+	// log the denial again.
+	rec := &lastSnapshot{Scanner: s}
+	tr, err := New(Options{Scanner: rec, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	for range 2 {
+		if err := tr.ScanOnce(context.Background()); err != nil {
 			return err
 		}
 	}
+	snap := rec.last
 	out := unprivReport{UID: os.Getuid(), Denied: snap.Denied}
 	for _, o := range snap.Sockets {
 		rec := unprivSocket{Local: o.Local.String(), Proto: o.Proto.String()}
@@ -234,6 +242,20 @@ func helperScan() error {
 	}
 	out.Own = own.LocalAddr().String()
 	return json.NewEncoder(os.Stdout).Encode(out)
+}
+
+// lastSnapshot is a Scanner that keeps the last snapshot it gave.
+type lastSnapshot struct {
+	Scanner
+	last *Snapshot
+}
+
+func (l *lastSnapshot) Scan(ctx context.Context) (*Snapshot, error) {
+	s, err := l.Scanner.Scan(ctx)
+	if err == nil {
+		l.last = s
+	}
+	return s, err
 }
 
 type unprivReport struct {

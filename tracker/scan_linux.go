@@ -93,7 +93,6 @@ type SystemScanner struct {
 	entBuf   []*procEntry
 	sockBuf  []Socket
 	readBuf  []*procEntry
-	deniedLn bool
 	stats    ScanStats
 }
 
@@ -629,8 +628,8 @@ func (s *SystemScanner) countNeedRead() int {
 	return n
 }
 
-// denied lists the live processes whose fds could not be read, and logs
-// the first time there are any.
+// denied lists the live processes whose fds could not be read. The
+// tracker that consumes the snapshots says so, once per change.
 func (s *SystemScanner) denied() []int32 {
 	var out []int32
 	for pid, e := range s.procs {
@@ -642,11 +641,6 @@ func (s *SystemScanner) denied() []int32 {
 		return nil
 	}
 	slices.Sort(out)
-	if !s.deniedLn {
-		s.deniedLn = true
-		s.log.Warn("permission denied reading the fds of some processes (other users', or protected): their sockets are reported without an owner; run as root (CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH) to see them",
-			"processes", len(out), "pids", out[:min(len(out), 10)])
-	}
 	return out
 }
 

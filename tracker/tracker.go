@@ -550,7 +550,7 @@ func (t *Tracker) flushEvents() error {
 func (t *Tracker) noteDenied(denied []int32) {
 	if len(denied) > 0 && len(t.denied) == 0 {
 		sample := denied[:min(len(denied), 10)]
-		t.log.Warn("cannot see the owners of some sockets: permission denied reading the fds of other users' processes (run as root to see them)",
+		t.log.Warn("cannot see the owners of some sockets: permission denied reading the fds of some processes (other users', or protected); run as root (CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH) to see them",
 			"processes", len(denied), "pids", sample)
 	} else if len(denied) == 0 && len(t.denied) > 0 {
 		t.log.Info("all socket owners visible again")
