@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // ErrFileBusy means the file is still being written by nfcapd
@@ -98,7 +101,8 @@ func checkNotCurrent(path, name string) error {
 }
 
 // ReplaceFile replaces the file at path with what write puts into a
-// temporary file in the same directory. The temporary file gets the
+// temporary file in the same directory. Only a file the caller may write
+// and, unless it is root, owns is replaced. The temporary file gets the
 // original's permissions and group (and owner, when running as root; a
 // user who is not a member of the group cannot give it), is synced, and is
 // renamed over the original, and the directory is synced. If write fails,
@@ -136,7 +140,35 @@ func replaceable(path string) (string, os.FileInfo, error) {
 	if err != nil {
 		return "", nil, err
 	}
+	if err := checkMayReplace(path, before); err != nil {
+		return "", nil, err
+	}
 	return real, before, nil
+}
+
+// checkMayReplace refuses a replacement the caller has no right to, even
+// though write access to the directory would let the rename through: a
+// file it may not write (read-only, on a read-only mount), and, unless it
+// is root, a file owned by someone else, which the replacement would
+// silently give to the caller. The errors match fs.ErrPermission.
+func checkMayReplace(path string, fi os.FileInfo) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	euid := os.Geteuid()
+	if euid != 0 && int(st.Uid) != euid {
+		return fmt.Errorf("%s: %w: it belongs to uid %d, and replacing it as uid %d would make it yours; run as its owner or as root",
+			path, fs.ErrPermission, st.Uid, euid)
+	}
+	if err := unix.Faccessat(unix.AT_FDCWD, path, unix.W_OK, unix.AT_EACCESS); err != nil {
+		if errors.Is(err, syscall.EROFS) {
+			return fmt.Errorf("%s: %w: read-only file system", path, fs.ErrPermission)
+		}
+		return fmt.Errorf("%s: %w: the file is not writable (mode %v); the rewrite replaces it, which needs write permission on it",
+			path, fs.ErrPermission, fi.Mode().Perm())
+	}
+	return nil
 }
 
 // replaceFile is ReplaceFile for the file real (path resolved), whose

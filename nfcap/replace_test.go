@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -342,10 +344,14 @@ func TestRewriteFileUnchanged(t *testing.T) {
 	}
 }
 
-// TestReplaceFileKeepsGroup: a user who is not root but belongs to the
-// file's group (a collector's nfdump group, say) keeps the file in that
-// group, so that the other members can still read it.
-func TestReplaceFileKeepsGroup(t *testing.T) {
+// TestReplaceFileAsUser rewrites files as a user who is not root (nobody,
+// in the "users" group) and owns the directory, so that the rename itself
+// would always go through. The user's own file keeps its group (a
+// collector's nfdump group, say), so that the other members can still read
+// it; a file the user may not write, or that belongs to someone else (whom
+// the replacement would silently dispossess), is refused and left as it
+// was, owner included.
+func TestReplaceFileAsUser(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root, to run the rewrite as another user")
 	}
@@ -370,39 +376,69 @@ func TestReplaceFileKeepsGroup(t *testing.T) {
 	if err := os.WriteFile(bin, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	work := filepath.Join(dir, "flows")
-	if err := os.Mkdir(work, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	p := copyFixture(t, "v9-mixed.lz4.nf", work, "nfcapd.202311142210", 0o640)
-	for _, f := range []string{work, p} {
-		if err := os.Chown(f, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cmd := exec.Command(bin, "-test.run=^TestRewriteAsChild$")
-	cmd.Env = append(os.Environ(), "ND_REWRITE_CHILD_TARGET="+p)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid, Groups: []uint32{gid}}}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("rewrite as uid %d: %v\n%s", uid, err, out)
-	}
-	fi, err := os.Stat(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sys := fi.Sys().(*syscall.Stat_t)
-	if sys.Uid != uid || sys.Gid != gid || fi.Mode().Perm() != 0o640 {
-		t.Errorf("after the rewrite: %d:%d %v, want %d:%d -rw-r-----", sys.Uid, sys.Gid, fi.Mode().Perm(), uid, gid)
+	for _, tc := range []struct {
+		name     string
+		uid, gid int
+		mode     os.FileMode
+		want     string // in the refusal; "" if the rewrite must work
+	}{
+		{"own file keeps its group", uid, gid, 0o640, ""},
+		{"own read-only file", uid, gid, 0o440, "not writable (mode -r--r-----)"},
+		{"root's file", 0, 0, 0o644, "belongs to uid 0, and replacing it as uid 65534 would make it yours"},
+		{"root's file the group may write", 0, gid, 0o664, "belongs to uid 0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			work, err := os.MkdirTemp(dir, "flows")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chown(work, uid, gid); err != nil {
+				t.Fatal(err)
+			}
+			p := copyFixture(t, "v9-mixed.lz4.nf", work, "nfcapd.202311142210", tc.mode)
+			if err := os.Chown(p, tc.uid, tc.gid); err != nil {
+				t.Fatal(err)
+			}
+			orig, _ := os.ReadFile(p)
+			cmd := exec.Command(bin, "-test.run=^TestRewriteAsChild$")
+			cmd.Env = append(os.Environ(), "ND_REWRITE_CHILD_TARGET="+p, "ND_REWRITE_CHILD_REFUSAL="+tc.want)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid, Groups: []uint32{gid}}}
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("rewrite as uid %d: %v\n%s", uid, err, out)
+			}
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sys := fi.Sys().(*syscall.Stat_t)
+			wantUID := tc.uid
+			if int(sys.Uid) != wantUID || int(sys.Gid) != tc.gid || fi.Mode().Perm() != tc.mode {
+				t.Errorf("after the rewrite: %d:%d %v, want %d:%d %v", sys.Uid, sys.Gid, fi.Mode().Perm(), wantUID, tc.gid, tc.mode)
+			}
+			now, _ := os.ReadFile(p)
+			if changed := !bytes.Equal(now, orig); changed != (tc.want == "") {
+				t.Errorf("file changed: %v", changed)
+			}
+			onlyFile(t, work, "nfcapd.202311142210")
+		})
 	}
 }
 
-// TestRewriteAsChild is the child side of TestReplaceFileKeepsGroup.
+// TestRewriteAsChild is the child side of TestReplaceFileAsUser: it
+// rewrites the file and expects success, or a permission error with the
+// given text.
 func TestRewriteAsChild(t *testing.T) {
 	target := os.Getenv("ND_REWRITE_CHILD_TARGET")
 	if target == "" {
-		t.Skip("helper process for TestReplaceFileKeepsGroup")
+		t.Skip("helper process for TestReplaceFileAsUser")
 	}
 	st, err := nfcap.RewriteFile(context.Background(), target, func(*nfcap.Flow) (string, bool) { return "sshd", true }, nfcap.RewriteOptions{})
+	if want := os.Getenv("ND_REWRITE_CHILD_REFUSAL"); want != "" {
+		if !errors.Is(err, fs.ErrPermission) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), target) {
+			t.Fatalf("rewrite: %v, want a permission error naming the file and saying %q", err, want)
+		}
+		return
+	}
 	if err != nil || st.Unchanged {
 		t.Fatalf("rewrite: %v (%v)", err, st)
 	}
