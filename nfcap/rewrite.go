@@ -11,7 +11,8 @@ import (
 	"unicode/utf8"
 )
 
-// LabelFunc returns the label for a flow and whether there is one. The Flow
+// LabelFunc returns the label for a flow and whether there is one; a label
+// that is empty once cleaned (CleanLabel) counts as none. The Flow
 // is valid only during the call. Rewrite decodes only what labelling
 // needs: the record header, EXgenericFlow (times, ports, protocol,
 // counters), the addresses and the username; Has reports every element.
@@ -362,13 +363,18 @@ func relabel(out, rec []byte, f *Flow, label LabelFunc, opts *RewriteOptions, pl
 	has := f.HasUsername()
 	hasName := has && f.Username != ""
 	name, ok := label(f)
+	if ok {
+		if name = CleanLabel(name); name == "" {
+			ok = false // an empty username says nothing: write none
+		}
+	}
 	usePlaceholder := false
 	switch {
 	case hasName && !opts.Overwrite:
 		st.Kept++
 		return append(out, rec...), nil
 	case ok:
-		if name = CleanLabel(name); hasName && name == f.Username {
+		if hasName && name == f.Username {
 			st.Kept++ // already says so: the record stays byte for byte
 			return append(out, rec...), nil
 		}

@@ -214,16 +214,36 @@ func TestRewritePolicy(t *testing.T) {
 	}
 }
 
-// TestRewriteFillsEmptyUsername writes empty username elements, then
-// rewrites with the default (keep) policy: empty elements carry nothing
-// worth keeping and are filled in place.
+// TestRewriteFillsEmptyUsername makes a file with empty username elements
+// (as some exporters send them), then rewrites it with the default (keep)
+// policy: empty elements carry nothing worth keeping and are filled in
+// place.
 func TestRewriteFillsEmptyUsername(t *testing.T) {
 	dir := t.TempDir()
 	in := filepath.Join(fixtures.Dir(t), "v9-mixed.none.nf")
 	empty, filled := filepath.Join(dir, "empty.nf"), filepath.Join(dir, "filled.nf")
-	st := rewriteTo(t, in, empty, func(*nfcap.Flow) (string, bool) { return "", true }, nfcap.RewriteOptions{})
+	// The rewrite writes no empty username: write "e" (uncompressed),
+	// then blank each such element.
+	st := rewriteTo(t, in, empty, func(*nfcap.Flow) (string, bool) { return "e", true }, nfcap.RewriteOptions{})
 	if st.Inserted != 1500-377 {
 		t.Fatalf("first pass %v", st)
+	}
+	elem := func(name string) []byte {
+		e := make([]byte, nfcap.UserElementSize)
+		binary.LittleEndian.PutUint16(e, nfcap.ElemNSELUser)
+		binary.LittleEndian.PutUint16(e[2:], nfcap.UserElementSize)
+		copy(e[4:], name)
+		return e
+	}
+	raw, _ := os.ReadFile(empty)
+	if n := bytes.Count(raw, elem("e")); n != 1500-377 {
+		t.Fatalf("%d elements naming e", n)
+	}
+	if err := os.WriteFile(empty, bytes.ReplaceAll(raw, elem("e"), elem("")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := nfdump(t, "-q", "-r", empty, "-o", "fmt:%uname"); strings.Count(got, "<empty>") != 1500-377 {
+		t.Fatalf("nfdump does not read the blanked file as expected:\n%.300s", got)
 	}
 	st = rewriteTo(t, empty, filled, func(*nfcap.Flow) (string, bool) { return "filled", true }, nfcap.RewriteOptions{})
 	if st.Replaced != 1500-377 || st.Kept != 377 || st.Inserted != 0 {
@@ -233,6 +253,22 @@ func TestRewriteFillsEmptyUsername(t *testing.T) {
 	b, _ := os.Stat(filled)
 	if a.Size() != b.Size() {
 		t.Fatalf("filling in place changed the size %d -> %d", a.Size(), b.Size())
+	}
+}
+
+// TestRewriteEmptyLabel: an empty label writes no username and, when
+// overwriting, erases none.
+func TestRewriteEmptyLabel(t *testing.T) {
+	in := filepath.Join(fixtures.Dir(t), "v9-mixed.none.nf")
+	out := filepath.Join(t.TempDir(), "out.nf")
+	st := rewriteTo(t, in, out, func(*nfcap.Flow) (string, bool) { return "", true }, nfcap.RewriteOptions{Overwrite: true})
+	if st.Inserted+st.Replaced != 0 || st.Kept != 377 || st.Unlabelled != 1500-377 {
+		t.Fatalf("%v, want 377 kept and the rest unlabelled", st)
+	}
+	a, _ := os.ReadFile(in)
+	b, _ := os.ReadFile(out)
+	if len(a) != len(b) {
+		t.Fatalf("records changed: %d -> %d bytes", len(a), len(b))
 	}
 }
 

@@ -126,17 +126,25 @@ error.`,
 	return cmd
 }
 
+// parseTemplates compiles the --label and --unknown templates (no
+// --unknown: nil); a bad one is a usage error naming its flag.
+func parseTemplates(label, unknown string) (l, u *enrich.Template, err error) {
+	if l, err = enrich.ParseTemplate(label); err != nil {
+		return nil, nil, usageError{fmt.Errorf("--label: %w", err)}
+	}
+	if unknown != "" {
+		if u, err = enrich.ParseTemplate(unknown); err != nil {
+			return nil, nil, usageError{fmt.Errorf("--unknown: %w", err)}
+		}
+	}
+	return l, u, nil
+}
+
 // buildJob turns the options into an enrich job.
 func buildJob(e env, o *enrichOptions, log *slog.Logger) (*enrich.Job, error) {
-	label, err := enrich.ParseTemplate(o.label)
+	label, unknown, err := parseTemplates(o.label, o.unknown)
 	if err != nil {
-		return nil, usageError{err}
-	}
-	var unknown *enrich.Template
-	if o.unknown != "" {
-		if unknown, err = enrich.ParseTemplate(o.unknown); err != nil {
-			return nil, usageError{err}
-		}
+		return nil, err
 	}
 	svc, err := services.Load(o.services)
 	if err != nil {

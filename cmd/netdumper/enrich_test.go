@@ -59,9 +59,12 @@ func TestEnrichCommand(t *testing.T) {
 	if b, _ := os.ReadFile(file); string(b) != string(orig) {
 		t.Fatal("dry run modified the file")
 	}
-	// Bad template: usage error.
-	if r := runNetdumper(t, "UTC", "enrich", "--yes", "--label", "{nope}", "--bindings", bindings, dir); r.code != exitUsage {
-		t.Fatalf("bad template: code %d %s", r.code, r.stderr)
+	// Bad or empty template: usage error naming the flag.
+	for _, bad := range [][]string{{"--label", "{nope}"}, {"--label", ""}, {"--unknown", "{nope}"}} {
+		args := append([]string{"enrich", "--yes", "--bindings", bindings}, bad...)
+		if r := runNetdumper(t, "UTC", append(args, dir)...); r.code != exitUsage || !strings.Contains(r.stderr, bad[0]+": ") {
+			t.Fatalf("template %s %q: code %d %s", bad[0], bad[1], r.code, r.stderr)
+		}
 	}
 	// The real run, with JSON summaries.
 	r = runNetdumper(t, "UTC", "enrich", "--yes", "--json", "--unknown", "{service}***", "--bindings", bindings, dir)

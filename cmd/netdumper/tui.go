@@ -229,15 +229,9 @@ func runTUI(ctx context.Context, e env, o *tuiOptions) error {
 	default:
 		return usagef("--source %q: want auto, ebpf or poll", o.source)
 	}
-	label, err := enrich.ParseTemplate(o.label)
+	label, unknown, err := parseTemplates(o.label, o.unknown)
 	if err != nil {
-		return usageError{err}
-	}
-	var unknown *enrich.Template
-	if o.unknown != "" {
-		if unknown, err = enrich.ParseTemplate(o.unknown); err != nil {
-			return usageError{err}
-		}
+		return err
 	}
 	svc, err := services.Load(o.services)
 	if err != nil {

@@ -280,7 +280,8 @@ func (l *labeler) label(f *nfcap.Flow) (string, bool) {
 			l.counts.Wildcard++
 		}
 		if l.known[m.Pos] {
-			return l.labels[m.Pos], true
+			s := l.labels[m.Pos]
+			return s, s != "" // a template can render empty ({container})
 		}
 		b := m.Binding
 		o := b.Owner
@@ -295,7 +296,7 @@ func (l *labeler) label(f *nfcap.Flow) (string, bool) {
 		if !usesService {
 			l.labels[m.Pos], l.known[m.Pos] = s, true
 		}
-		return s, true
+		return s, s != ""
 	}
 	l.counts.Unmatched++
 	l.countUnmatched(f, first, last)
@@ -318,13 +319,13 @@ func (l *labeler) label(f *nfcap.Flow) (string, bool) {
 	}
 	k := unknownKey{svc, host}
 	if s, ok := l.unknown[k]; ok {
-		return s, true
+		return s, s != ""
 	}
 	l.fields = LabelFields{Service: svc, Host: host}
 	l.buf = opts.Unknown.Append(l.buf[:0], &l.fields)
 	s := nfcap.CleanLabel(string(l.buf))
 	l.unknown[k] = s
-	return s, true
+	return s, s != ""
 }
 
 func (l *labeler) countUnmatched(f *nfcap.Flow, first, last int64) {
@@ -361,11 +362,15 @@ func (l *labeler) owns(side int, a netip.Addr, first, last int64) bool {
 // An existing username is replaced only by a label with ok set, which Label
 // gives such a flow only for a binding that matched.
 func (p *Plan) Effective(f *nfcap.Flow, label string, ok bool) string {
+	if ok {
+		label = nfcap.CleanLabel(label)
+		ok = label != "" // the rewrite writes no empty username
+	}
 	switch {
 	case f.Username != "" && (!p.job.opts.Overwrite || !ok):
 		return f.Username
 	case ok:
-		return nfcap.CleanLabel(label)
+		return label
 	}
 	return ""
 }

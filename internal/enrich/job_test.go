@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/netdumper/netdumper/internal/fixtures"
@@ -204,6 +205,43 @@ func TestUnknownNeverReplaces(t *testing.T) {
 				t.Fatalf("fixture has %d kept and %d filled flows: the test checks nothing", kept, filled)
 			}
 		})
+	}
+}
+
+// TestEmptyLabelWritesNothing: a template that renders empty for a
+// binding ({container} of a process in no container) labels nothing: no
+// empty username is written, and none is erased, even when overwriting.
+func TestEmptyLabelWritesNothing(t *testing.T) {
+	dir := fixtures.Dir(t)
+	bindings, _ := truthBindings(t, filepath.Join(dir, "v9-mixed.truth.csv"))
+	path := filepath.Join(t.TempDir(), "nfcapd.202311142210")
+	copyFile(t, filepath.Join(dir, "v9-mixed.lz4.nf"), path)
+	label, err := ParseTemplate("{container}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := NewJob(Options{Sources: []Source{NewBindingsFile(bindings)}, Label: label, Overwrite: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := flowUsernames(t, path)
+	var dry []string
+	if _, err := job.DryRun(context.Background(), path, func(_ *nfcap.Flow, u string) bool {
+		dry = append(dry, u)
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := job.Run(context.Background(), path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Matched() == 0 || !sum.Written.Unchanged || sum.Written.Inserted+sum.Written.Replaced != 0 {
+		t.Fatalf("summary %+v, want matches and an unchanged file", sum)
+	}
+	after := flowUsernames(t, path)
+	if !slices.Equal(after, before) || !slices.Equal(dry, before) {
+		t.Fatal("usernames changed, or the dry run said they would")
 	}
 }
 

@@ -59,9 +59,12 @@ type Template struct {
 	segs []segment
 }
 
-// ParseTemplate compiles s. Unknown field names and unbalanced braces are
-// errors naming the offending text.
+// ParseTemplate compiles s. An empty (or blank) template, unknown field
+// names and unbalanced braces are errors naming the offending text.
 func ParseTemplate(s string) (*Template, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, fmt.Errorf("label template %q is empty: it would label nothing", s)
+	}
 	t := &Template{src: s}
 	var lit strings.Builder
 	flush := func() {

@@ -15,7 +15,6 @@ func TestTemplate(t *testing.T) {
 		{"{exe} {container}", "/usr/sbin/nginx 3f2a"},
 		{"{service}***", "https***"},
 		{"{{literal}}", "{literal}"},
-		{"", ""},
 	}
 	for _, tc := range tests {
 		tp, err := ParseTemplate(tc.tmpl)
@@ -30,6 +29,8 @@ func TestTemplate(t *testing.T) {
 		{"{proc}", "unknown field {proc}"},
 		{"{process", "unclosed '{' at offset 0"},
 		{"x}", "unmatched '}' at offset 1"},
+		{"", "is empty"},
+		{"  ", "is empty"},
 	} {
 		_, err := ParseTemplate(bad.tmpl)
 		if err == nil || !strings.Contains(err.Error(), bad.msg) {
