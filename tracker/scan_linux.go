@@ -89,11 +89,11 @@ type SystemScanner struct {
 	seenInodes            inodeSet
 	seenConns             map[scanConnKey]int
 
-	pidBuf   []int32
-	entBuf   []*procEntry
-	sockBuf  []Socket
-	readBuf  []*procEntry
-	stats    ScanStats
+	pidBuf  []int32
+	entBuf  []*procEntry
+	sockBuf []Socket
+	readBuf []*procEntry
+	stats   ScanStats
 }
 
 // procEntry is what the scanner knows of one process.
