@@ -227,14 +227,34 @@ type WatchOptions struct {
 type pending struct {
 	due      time.Time
 	attempts int
+	// parked is set when the file failed for its content: it is tried
+	// again only when its size or modification time (as then) changes.
+	parked bool
+	size   int64
+	mtime  time.Time
+}
+
+// contentError reports whether err is about what the file holds (not an
+// nfdump file, damaged, unsupported): trying again cannot help until the
+// file changes.
+func contentError(err error) bool {
+	for _, e := range []error{nfcap.ErrBadMagic, nfcap.ErrLegacyLayout, nfcap.ErrUnsupportedLayout, nfcap.ErrEncrypted,
+		nfcap.ErrUnsupportedCompression, nfcap.ErrTruncated, nfcap.ErrCorrupt, nfcap.ErrTooLarge, nfcap.ErrDecompress} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // Watch enriches every rotated nfcapd file under opts.Dir once, until ctx
 // ends. A file is taken when it has not been modified for opts.Delay. A
-// failing file is retried with exponential backoff and reported each time;
-// the original is never half-written (the rewrite is atomic). On
-// cancellation the file in progress is abandoned cleanly and Watch returns
-// nil.
+// file that is not a readable nfdump file (damaged, unsupported) is
+// reported once and taken again only when it changes; any other failure
+// (a tracker unreachable, say) is retried with exponential backoff and
+// reported each time. The original is never half-written (the rewrite is
+// atomic). On cancellation the file in progress is abandoned cleanly and
+// Watch returns nil.
 func (j *Job) Watch(ctx context.Context, opts WatchOptions) error {
 	if opts.Poll <= 0 {
 		opts.Poll = 10 * time.Second
@@ -317,6 +337,12 @@ func (j *Job) Watch(ctx context.Context, opts WatchOptions) error {
 				delete(queue, p)
 				continue
 			}
+			if pe.parked {
+				if fi.Size() == pe.size && fi.ModTime().Equal(pe.mtime) {
+					continue
+				}
+				*pe = pending{due: fi.ModTime().Add(opts.Delay)} // replaced or rewritten: a new file
+			}
 			if due := fi.ModTime().Add(opts.Delay); due.After(pe.due) {
 				pe.due = due // still being written or touched
 			}
@@ -333,6 +359,11 @@ func (j *Job) Watch(ctx context.Context, opts WatchOptions) error {
 			}
 			if opts.Report != nil {
 				opts.Report(sum, err)
+			}
+			if err != nil && contentError(err) {
+				pe.parked, pe.size, pe.mtime = true, fi.Size(), fi.ModTime()
+				log.Warn("enrich failed; the file is left as it is and tried again only if it changes", "file", p, "err", err)
+				continue
 			}
 			if err != nil {
 				pe.attempts++

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/netdumper/netdumper/internal/fixtures"
 	"github.com/netdumper/netdumper/nfcap"
+	"github.com/netdumper/netdumper/tracker"
 )
 
 // TestWatch runs the watcher on a directory while files "rotate" into it:
@@ -268,11 +271,12 @@ func TestDoneLogOldRelativeEntries(t *testing.T) {
 // TestWatchRetriesOnTime: a failed file is retried when its backoff ends,
 // not at the next poll of the directory.
 func TestWatchRetriesOnTime(t *testing.T) {
-	job := truthJob(t)
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "nfcapd.202311142215"), []byte("not a flow file"), 0o644); err != nil {
+	job, err := NewJob(Options{Sources: []Source{downSource{}}})
+	if err != nil {
 		t.Fatal(err)
 	}
+	dir := t.TempDir()
+	copyFile(t, filepath.Join(fixtures.Dir(t), "v9-mixed.lz4.nf"), filepath.Join(dir, "nfcapd.202311142215"))
 	const backoff = 200 * time.Millisecond
 	var mu sync.Mutex
 	var attempts []time.Time
@@ -309,6 +313,95 @@ func TestWatchRetriesOnTime(t *testing.T) {
 			t.Errorf("attempt %d came %v after the previous one, want about %v", i+1, gap, backoff)
 		}
 	}
+}
+
+// downSource is a tracker that never answers.
+type downSource struct{}
+
+func (downSource) Name() string { return "https://down.example:7701" }
+func (downSource) Add(context.Context, *tracker.IndexBuilder, time.Time, time.Time) error {
+	return errors.New("tracker unreachable")
+}
+
+// TestWatchParksDamagedFile: a file that is not a valid nfdump file fails
+// once and is not tried again (its retry time passes), until it changes:
+// then it is enriched like any other.
+func TestWatchParksDamagedFile(t *testing.T) {
+	job := truthJob(t)
+	dir := t.TempDir()
+	p := filepath.Join(dir, "nfcapd.202311142215")
+	good, err := os.ReadFile(filepath.Join(fixtures.Dir(t), "v9-mixed.lz4.nf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, good[:3000], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var errs []error
+	done, err := OpenDoneLog(filepath.Join(t.TempDir(), "enriched.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done.Close()
+	var logged bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan error, 1)
+	go func() {
+		stopped <- job.Watch(ctx, WatchOptions{Dir: dir, Poll: 50 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, Done: done,
+			Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: &logged, mu: &mu}, nil)),
+			Report: func(s Summary, err error) {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}})
+	}()
+	defer func() {
+		cancel()
+		if err := <-stopped; err != nil {
+			t.Error(err)
+		}
+	}()
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(errs)
+	}
+	waitFor(t, 5*time.Second, func() bool { return count() >= 1 })
+	time.Sleep(500 * time.Millisecond) // ten retry times and polls
+	mu.Lock()
+	if len(errs) != 1 || !errors.Is(errs[0], nfcap.ErrTruncated) && !errors.Is(errs[0], nfcap.ErrCorrupt) {
+		t.Errorf("attempts: %v, want one, failing for the file's content", errs)
+	}
+	if !strings.Contains(logged.String(), "tried again only if it changes") {
+		t.Errorf("log:\n%s", logged.String())
+	}
+	mu.Unlock()
+	// The complete file arrives under the same name.
+	tmp := filepath.Join(dir, ".incoming")
+	if err := os.WriteFile(tmp, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(errs) == 2 && errs[1] == nil
+	})
+}
+
+// lockedWriter serialises writes to w with mu.
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }
 
 // TestWatchRemovesStaleTemps: a watcher starting up removes the temporary
