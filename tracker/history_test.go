@@ -1,11 +1,15 @@
 package tracker
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/netip"
+	"os"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -317,5 +321,37 @@ func TestViewOrderUnderChurn(t *testing.T) {
 				t.Fatalf("scan %d: view not sorted at %d: %s, %s", scan, i, describeBinding(&a), describeBinding(&b))
 			}
 		}
+	}
+}
+
+// TestDeniedWarning: the tracker warns once when a scan cannot read some
+// processes' fds, with advice that fits who it runs as (run as root, or,
+// as root, why even root was refused), and says when all owners are
+// visible again.
+func TestDeniedWarning(t *testing.T) {
+	sc := &fakeScanner{}
+	var logged bytes.Buffer
+	tr, err := New(Options{Scanner: sc, Host: "web1", Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	ctx := context.Background()
+	for i, denied := range [][]int32{{1}, {1, 7}, nil} {
+		sc.set(at(float64(i)), addrs("10.0.0.1"))
+		sc.mu.Lock()
+		sc.snap.Denied = denied
+		sc.mu.Unlock()
+		if err := tr.ScanOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := logged.String()
+	advice := "run as root (CAP_SYS_PTRACE"
+	if os.Geteuid() == 0 {
+		advice = "even as root"
+	}
+	if strings.Count(out, "cannot see the owners") != 1 || !strings.Contains(out, advice) || !strings.Contains(out, "all socket owners visible again") {
+		t.Errorf("log, want one warning with %q, then the all-clear:\n%s", advice, out)
 	}
 }

@@ -550,8 +550,13 @@ func (t *Tracker) flushEvents() error {
 func (t *Tracker) noteDenied(denied []int32) {
 	if len(denied) > 0 && len(t.denied) == 0 {
 		sample := denied[:min(len(denied), 10)]
-		t.log.Warn("cannot see the owners of some sockets: permission denied reading the fds of some processes (other users', or protected); run as root (CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH) to see them",
-			"processes", len(denied), "pids", sample)
+		why := "permission denied reading the fds of some processes (other users', or protected); run as root (CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH) to see them"
+		if os.Geteuid() == 0 {
+			// Root is refused by a user namespace it does not own, or by a
+			// security module: there is nothing to advise.
+			why = "permission denied reading the fds of some processes, even as root (a process of a user namespace this one does not own, or one a security module protects)"
+		}
+		t.log.Warn("cannot see the owners of some sockets: "+why, "processes", len(denied), "pids", sample)
 	} else if len(denied) == 0 && len(t.denied) > 0 {
 		t.log.Info("all socket owners visible again")
 	}
