@@ -657,9 +657,9 @@ func (s *bindingsScreen) view() string {
 
 	// Summary line.
 	total := len(s.rows)
-	sum := fmt.Sprintf(" %d bindings", total)
+	sum := " " + count(total, "binding", "bindings")
 	if len(s.terms) > 0 {
-		sum = fmt.Sprintf(" %d of %d bindings", len(s.vis), total)
+		sum = fmt.Sprintf(" %d of %s", len(s.vis), count(total, "binding", "bindings"))
 	}
 	dir := "▲"
 	if s.sortDesc {

@@ -367,7 +367,7 @@ func (d *commitDialog) view() string {
 	maxFiles := max(1, d.height-14)
 	for i := range d.files {
 		if i == maxFiles && len(d.files) > maxFiles+1 {
-			fmt.Fprintf(&b, "… and %d more files\n", len(d.files)-i)
+			fmt.Fprintf(&b, "… and %s\n", count(len(d.files)-i, "more file", "more files"))
 			break
 		}
 		for _, l := range strings.Split(d.fileLine(&d.files[i]), "\n") {
@@ -432,7 +432,7 @@ func (d *commitDialog) fileLine(f *commitFile) string {
 			state = st.ok.render("✓ already labelled") + fmt.Sprintf(" (file left as it was; %d kept, %d without)", w.Kept, w.Unlabelled)
 			break
 		}
-		state = st.ok.render(fmt.Sprintf("✓ %d labels written", w.Labelled())) +
+		state = st.ok.render("✓ "+count(w.Labelled(), "label written", "labels written")) +
 			fmt.Sprintf(" (%d kept, %d without)", w.Kept, w.Unlabelled+w.Placeholder)
 	case outcomeFailed:
 		state = st.bad.render("✗ failed") + " (file untouched)\n      " + st.bad.render(cut(f.err.Error(), max(10, d.width-16)))
@@ -449,7 +449,7 @@ func (d *commitDialog) fileLine(f *commitFile) string {
 			}
 			state = st.bad.render(what) + "\n      " + st.bad.render(cut(f.rateErr.Error(), max(10, d.width-16)))
 		case f.rate != nil:
-			state = fmt.Sprintf("%d of %d records matched (%.1f%%)", f.rate.Matched(), f.rate.Flows, 100*f.rate.MatchRate())
+			state = fmt.Sprintf("%d of %s matched (%.1f%%)", f.rate.Matched(), count(f.rate.Flows, "record", "records"), 100*f.rate.MatchRate())
 		default:
 			state = st.dim.render("match rate …")
 		}

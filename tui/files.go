@@ -140,7 +140,7 @@ func listDir(ctx context.Context, gen int, dir string) listMsg {
 	})
 	switch sk := nfdir.Skipped(err); {
 	case len(sk) > 1: // one line in the header, not one per entry
-		m.err = fmt.Errorf("%w (and %d more entries that cannot be read)", sk[0], len(sk)-1)
+		m.err = fmt.Errorf("%w (and %s that cannot be read)", sk[0], count(len(sk)-1, "more entry", "more entries"))
 	case err != nil && !errors.Is(err, errFull):
 		m.err = err
 	}
@@ -510,7 +510,7 @@ func (s *filesScreen) view() string {
 	case s.listErr != nil:
 		title += " · " + s.listErr.Error()
 	default:
-		title += fmt.Sprintf(" · %d files", s.nfiles)
+		title += " · " + count(s.nfiles, "file", "files")
 		if s.truncated {
 			title += fmt.Sprintf(" (first %d)", maxListed)
 		}
@@ -565,7 +565,7 @@ func (s *filesScreen) colWidths() []int {
 func (s *filesScreen) appendRow(dst []byte, it *fileItem, cur bool, widths []int) []byte {
 	st := s.c.st
 	if it.kind == itemDay {
-		text := fmt.Sprintf(" ── %s · %d files · %s ", it.name, it.files, humanBytes(it.size))
+		text := fmt.Sprintf(" ── %s · %s · %s ", it.name, count(it.files, "file", "files"), humanBytes(it.size))
 		return append(dst, st.day.render(padLine(text, s.width))...)
 	}
 	row := paint{}
