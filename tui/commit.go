@@ -389,7 +389,7 @@ func (d *commitDialog) listen() tea.Cmd {
 func (d *commitDialog) view() string {
 	st := d.c.st
 	var b strings.Builder
-	inner := max(20, min(d.width-6, 100))
+	inner := d.inner()
 	title := "Commit labels"
 	switch d.phase {
 	case phaseRunning:
@@ -497,13 +497,13 @@ func (d *commitDialog) fileLine(f *commitFile) string {
 		state = st.ok.render("✓ "+count(w.Labelled(), "label written", "labels written")) +
 			fmt.Sprintf(" (%d kept, %d without)", w.Kept, w.Unlabelled+w.Placeholder)
 	case outcomeFailed:
-		state = st.bad.render("✗ failed") + " (file untouched)\n      " + st.bad.render(cut(f.err.Error(), max(10, d.width-16)))
+		state = st.bad.render("✗ failed") + " (file untouched)\n      " + st.bad.render(d.errLine(f, f.err))
 	case outcomeCancelled:
 		state = st.warn.render("✗ cancelled") + " (file untouched)"
 	case outcomeSkipped:
 		state = st.dim.render("not written")
 		if f.unreadable {
-			state = st.bad.render("✗ unreadable") + " (skipped)\n      " + st.bad.render(cut(f.rateErr.Error(), max(10, d.width-16)))
+			state = st.bad.render("✗ unreadable") + " (skipped)\n      " + st.bad.render(d.errLine(f, f.rateErr))
 		}
 	default:
 		switch {
@@ -512,7 +512,7 @@ func (d *commitDialog) fileLine(f *commitFile) string {
 			if f.unreadable {
 				what = "✗ unreadable"
 			}
-			state = st.bad.render(what) + "\n      " + st.bad.render(cut(f.rateErr.Error(), max(10, d.width-16)))
+			state = st.bad.render(what) + "\n      " + st.bad.render(d.errLine(f, f.rateErr))
 		case f.rate != nil:
 			state = fmt.Sprintf("%d of %s matched (%.1f%%)", f.rate.Matched(), count(f.rate.Flows, "record", "records"), 100*f.rate.MatchRate())
 		default:
@@ -520,6 +520,16 @@ func (d *commitDialog) fileLine(f *commitFile) string {
 		}
 	}
 	return fmt.Sprintf("  %-30s %s", name, state)
+}
+
+// inner is the width of the dialog's text.
+func (d *commitDialog) inner() int { return max(20, min(d.width-6, 100)) }
+
+// errLine is the error of file f for the line under its name: without
+// its path, which starts most errors and would leave no room for the
+// reason.
+func (d *commitDialog) errLine(f *commitFile, err error) string {
+	return cut(errDetail(err, f.path), d.inner()-6)
 }
 
 // progressBar draws a bar w cells wide, frac full.

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -326,15 +327,22 @@ func TestCommitSkipsUnreadable(t *testing.T) {
 				}
 				return true
 			})
-			if txt := screenText(h.m); !strings.Contains(txt, tc.confirm) || strings.Contains(txt, "file(s)") {
+			txt := screenText(h.m)
+			if !strings.Contains(txt, tc.confirm) || strings.Contains(txt, "file(s)") {
 				t.Fatalf("dialog lacks %q:\n%s", tc.confirm, txt)
+			}
+			// The error under a file's name, without its path, to
+			// leave room for the reason.
+			const why = "      file header at offset 0: magic 0x6f6e, want 0xa50c: not an nfdump file (bad magic)"
+			if slices.Contains(tc.files, text) && !strings.Contains(txt, why) || strings.Contains(txt, dir) {
+				t.Errorf("dialog lacks %q or shows a path:\n%s", why, txt)
 			}
 			h.keys("enter")
 			if tc.done == "" {
 				h.until("dialog closed", func() bool { return h.m.commit == nil })
 			} else {
 				h.until("done", func() bool { return d.phase == phaseDone })
-				txt := screenText(h.m)
+				txt = screenText(h.m)
 				if !strings.Contains(txt, tc.done+" · ") || strings.Count(txt, "✗ unreadable (skipped)") != len(tc.files)-tc.written {
 					t.Errorf("result, want %q:\n%s", tc.done, txt)
 				}
