@@ -226,6 +226,11 @@ func (s *bindingsScreen) key(msg tea.KeyMsg) tea.Cmd {
 		case key.Matches(msg, k.Accept):
 			s.filtering = false
 			s.input.Blur()
+			// Drop the separator / added, or one typed last.
+			if v := strings.TrimRight(s.input.Value(), " "); v != s.input.Value() {
+				s.input.SetValue(v)
+				s.setFilter(v)
+			}
 			return nil
 		case key.Matches(msg, k.Cancel):
 			s.filtering = false
@@ -258,6 +263,13 @@ func (s *bindingsScreen) key(msg tea.KeyMsg) tea.Cmd {
 	case key.Matches(msg, k.Bottom):
 		s.nav.moveTo(s.nav.n - 1)
 	case key.Matches(msg, k.Filter):
+		// Edit the filter shown: the cursor at its end, after a space,
+		// so that what is typed is one more term (and backspace takes
+		// the space back to change the last one).
+		if v := s.input.Value(); v != "" && !strings.HasSuffix(v, " ") {
+			s.input.SetValue(v + " ")
+		}
+		s.input.CursorEnd()
 		s.filtering = true
 		return s.input.Focus()
 	case key.Matches(msg, k.Cancel):
@@ -657,9 +669,9 @@ func (s *bindingsScreen) view() string {
 
 	// Summary line.
 	total := len(s.rows)
-	sum := fmt.Sprintf(" %d bindings", total)
+	sum := " " + count(total, "binding", "bindings")
 	if len(s.terms) > 0 {
-		sum = fmt.Sprintf(" %d of %d bindings", len(s.vis), total)
+		sum = fmt.Sprintf(" %d of %s", len(s.vis), count(total, "binding", "bindings"))
 	}
 	dir := "▲"
 	if s.sortDesc {

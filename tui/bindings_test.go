@@ -287,3 +287,56 @@ func TestBindingsMouse(t *testing.T) {
 		t.Fatalf("click: cursor %d, want 8", s.nav.cursor)
 	}
 }
+
+// TestBindingsFilterReopen: / on a screen with a filter edits that
+// filter, with the cursor at its end: what is typed is one more term,
+// after a space.
+func TestBindingsFilterReopen(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		first []string // keys after "/" the first time, before enter
+		again []string // keys after "/" the second time
+		want  string   // the filter, after enter
+	}{
+		{"appends a term", []string{"port:22"}, []string{"proc:ssh"}, "port:22 proc:ssh"},
+		{"one space only", []string{"port:22", "space"}, []string{"proc:ssh"}, "port:22 proc:ssh"},
+		{"unchanged", []string{"port:22"}, nil, "port:22"},
+		{"backspace edits the last term", []string{"port:22"}, []string{"backspace", "backspace", "3"}, "port:23"},
+		{"cursor at the end", []string{"port:22", "left", "left"}, []string{"proc:ssh"}, "port:22 proc:ssh"},
+		{"no filter yet", nil, []string{"port:22"}, "port:22"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := newFakeSource("fake", genBindings(100))
+			h := newHarness(t, Options{Sources: []BindingsSource{src}, Start: "bindings"})
+			s := h.m.binds
+			h.until("rows", func() bool { return len(s.rows) == 100 })
+			press := func(keys []string) {
+				for _, k := range keys {
+					switch k {
+					case "space", "backspace", "left":
+						h.keys(k)
+					default:
+						h.typeText(k)
+					}
+				}
+			}
+			h.keys("/")
+			press(tc.first)
+			h.keys("enter", "/")
+			press(tc.again)
+			h.keys("enter")
+			if s.focused() || s.filter != tc.want || s.input.Value() != tc.want {
+				t.Fatalf("filter %q, input %q (focused %v), want %q", s.filter, s.input.Value(), s.focused(), tc.want)
+			}
+			want := 0
+			for _, r := range s.rows {
+				if matchAll(parseFilter(tc.want), r) {
+					want++
+				}
+			}
+			if len(s.vis) != want {
+				t.Errorf("%d rows shown, want %d", len(s.vis), want)
+			}
+		})
+	}
+}

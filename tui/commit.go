@@ -11,8 +11,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,10 +38,13 @@ type rateMsg struct {
 }
 
 // fileUnreadable reports whether the dry run of path failed on the file
-// itself (gone, or not a valid nfdump file) rather than only on its
-// bindings (a tracker down).
+// itself (gone, not readable, or not a valid nfdump file) rather than
+// only on its bindings (a tracker down).
 func fileUnreadable(path string, err error) bool {
 	var fe *nfcap.FormatError
+	if pe, ok := errors.AsType[*fs.PathError](err); ok && pe.Path == path {
+		return true
+	}
 	_, serr := os.Stat(path)
 	return serr != nil || errors.As(err, &fe)
 }
@@ -109,7 +114,8 @@ type commitDialog struct {
 
 	stop       context.CancelFunc
 	ch         chan tea.Msg
-	cur        int
+	todo       []int // the files being written (the unreadable ones are skipped)
+	cur        int   // the file being written
 	done       int
 	total      int
 	cancelling bool
@@ -123,8 +129,15 @@ func newCommitDialog(c *common, gen int, dir string, paths []string) *commitDial
 	d := &commitDialog{c: c, gen: gen, dir: dir, rating: -1}
 	for _, p := range paths {
 		f := commitFile{path: p}
-		if e := c.cache.fresh(p); e != nil && e.summary != nil {
-			f.rate = e.summary
+		if e := c.cache.fresh(p); e != nil {
+			switch {
+			case e.summary != nil:
+				f.rate = e.summary
+			case e.metaKnown && e.err != nil:
+				// The listing could not read its header: neither
+				// can a dry run, nor a rewrite.
+				f.rateErr, f.unreadable = e.err, true
+			}
 		}
 		d.files = append(d.files, f)
 	}
@@ -200,9 +213,12 @@ func (d *commitDialog) update(msg tea.Msg) tea.Cmd {
 		default:
 			f.outcome = outcomeFailed
 		}
-		if msg.file+1 < len(d.files) && d.files[msg.file+1].outcome == outcomePending && !d.cancelling {
-			d.files[msg.file+1].outcome = outcomeRunning
-			d.cur, d.done, d.total = msg.file+1, 0, 0
+		for i := msg.file + 1; i < len(d.files) && !d.cancelling; i++ {
+			if d.files[i].outcome == outcomePending {
+				d.files[i].outcome = outcomeRunning
+				d.cur, d.done, d.total = i, 0, 0
+				break
+			}
 		}
 		return d.listen()
 	case commitDoneMsg:
@@ -229,6 +245,9 @@ func (d *commitDialog) key(msg tea.KeyMsg) tea.Cmd {
 	case phaseConfirm:
 		switch {
 		case key.Matches(msg, k.Confirm):
+			if n, _ := d.counts(); n == 0 {
+				return d.close() // nothing to write
+			}
 			return d.start()
 		case key.Matches(msg, k.Cancel), msg.String() == "n", msg.String() == "q":
 			return d.close()
@@ -256,6 +275,19 @@ func (d *commitDialog) cancel() {
 
 func (d *commitDialog) running() bool { return d.phase == phaseRunning }
 
+// counts returns how many files a commit would write, and how many it
+// skips for they are known to be unreadable.
+func (d *commitDialog) counts() (write, unreadable int) {
+	for i := range d.files {
+		if d.files[i].unreadable {
+			unreadable++
+		} else {
+			write++
+		}
+	}
+	return write, unreadable
+}
+
 func (d *commitDialog) close() tea.Cmd {
 	if d.rateStop != nil {
 		d.rateStop()
@@ -275,16 +307,26 @@ func (d *commitDialog) start() tea.Cmd {
 	if d.rateStop != nil {
 		d.rateStop()
 	}
+	d.todo = d.todo[:0]
+	for i := range d.files {
+		if d.files[i].unreadable {
+			d.files[i].outcome = outcomeSkipped
+		} else {
+			d.todo = append(d.todo, i)
+		}
+	}
 	d.phase, d.started = phaseRunning, time.Now()
 	ctx, stop := context.WithCancel(d.c.ctx)
 	d.stop = stop
 	ch := make(chan tea.Msg, 16)
 	d.ch = ch
-	d.files[0].outcome = outcomeRunning
+	d.cur = d.todo[0]
+	d.files[d.cur].outcome = outcomeRunning
 	gen, c := d.gen, d.c
-	paths := make([]string, len(d.files))
-	for i := range d.files {
-		paths[i] = d.files[i].path
+	todo := slices.Clone(d.todo)
+	paths := make([]string, len(todo))
+	for k, i := range todo {
+		paths[k] = d.files[i].path
 	}
 	// send delivers a message unless the program is gone.
 	send := func(m tea.Msg) {
@@ -298,7 +340,8 @@ func (d *commitDialog) start() tea.Cmd {
 		c.writers.Add(1)
 		defer c.writers.Done()
 		job, jerr := c.newJob()
-		for i, p := range paths {
+		for k, p := range paths {
+			i := todo[k]
 			err := jerr
 			if err == nil {
 				err = ctx.Err()
@@ -346,7 +389,7 @@ func (d *commitDialog) listen() tea.Cmd {
 func (d *commitDialog) view() string {
 	st := d.c.st
 	var b strings.Builder
-	inner := max(20, min(d.width-6, 100))
+	inner := d.inner()
 	title := "Commit labels"
 	switch d.phase {
 	case phaseRunning:
@@ -367,7 +410,7 @@ func (d *commitDialog) view() string {
 	maxFiles := max(1, d.height-14)
 	for i := range d.files {
 		if i == maxFiles && len(d.files) > maxFiles+1 {
-			fmt.Fprintf(&b, "… and %d more files\n", len(d.files)-i)
+			fmt.Fprintf(&b, "… and %s\n", count(len(d.files)-i, "more file", "more files"))
 			break
 		}
 		for _, l := range strings.Split(d.fileLine(&d.files[i]), "\n") {
@@ -378,25 +421,40 @@ func (d *commitDialog) view() string {
 	b.WriteByte('\n')
 	switch d.phase {
 	case phaseConfirm:
-		b.WriteString(fmt.Sprintf("Rewrite %d file(s) in place (atomically)?  ", len(d.files)))
+		n, bad := d.counts()
+		switch {
+		case n == 0 && bad == 1:
+			b.WriteString("Nothing to rewrite: the file is unreadable.  ")
+		case n == 0:
+			fmt.Fprintf(&b, "Nothing to rewrite: all %d files are unreadable.  ", bad)
+		case bad > 0:
+			fmt.Fprintf(&b, "Rewrite %s in place (atomically), skipping %s?  ",
+				count(n, "file", "files"), count(bad, "unreadable one", "unreadable ones"))
+		default:
+			fmt.Fprintf(&b, "Rewrite %s in place (atomically)?  ", count(n, "file", "files"))
+		}
+		if n == 0 {
+			b.WriteString(st.key.render("enter/esc") + " close")
+			break
+		}
 		b.WriteString(st.key.render("enter/y") + " write · " + st.key.render("esc/n") + " cancel")
 	case phaseRunning:
-		frac := 0.0
-		if n := len(d.files); n > 0 {
-			part := 0.0
-			if d.total > 0 {
-				part = float64(d.done) / float64(d.total)
-			}
-			frac = (float64(d.cur) + part) / float64(n)
+		pos, n := max(0, slices.Index(d.todo, d.cur)), len(d.todo)
+		part := 0.0
+		if d.total > 0 {
+			part = float64(d.done) / float64(d.total)
 		}
+		frac := (float64(pos) + part) / float64(n)
 		b.WriteString(d.progressBar(frac, max(10, min(60, inner-6))))
 		fmt.Fprintf(&b, " %3.0f%%\n", 100*frac)
-		fmt.Fprintf(&b, "file %d of %d, block %d of %d · ", d.cur+1, len(d.files), d.done, d.total)
+		fmt.Fprintf(&b, "file %d of %d, block %d of %d · ", pos+1, n, d.done, d.total)
 		b.WriteString(st.key.render("esc") + " cancel (the file being written is left untouched)")
 	case phaseDone:
-		ok, same, failed := 0, 0, 0
+		ok, same, failed, bad := 0, 0, 0, 0
 		for _, f := range d.files {
 			switch {
+			case f.outcome == outcomeSkipped && f.unreadable:
+				bad++
 			case f.outcome == outcomeDone && f.sum.Written.Unchanged:
 				same++
 			case f.outcome == outcomeDone:
@@ -409,7 +467,11 @@ func (d *commitDialog) view() string {
 		if same > 0 {
 			fmt.Fprintf(&b, "%d already labelled, ", same)
 		}
-		fmt.Fprintf(&b, "%d failed, %d not written · ", failed, len(d.files)-ok-same-failed)
+		fmt.Fprintf(&b, "%d failed, %d not written", failed, len(d.files)-ok-same-failed-bad)
+		if bad > 0 {
+			fmt.Fprintf(&b, ", %d unreadable skipped", bad)
+		}
+		b.WriteString(" · ")
 		b.WriteString(st.key.render("enter/esc") + " close")
 	}
 	box := st.Dialog.Width(inner + 2).Render(b.String())
@@ -432,14 +494,17 @@ func (d *commitDialog) fileLine(f *commitFile) string {
 			state = st.ok.render("✓ already labelled") + fmt.Sprintf(" (file left as it was; %d kept, %d without)", w.Kept, w.Unlabelled)
 			break
 		}
-		state = st.ok.render(fmt.Sprintf("✓ %d labels written", w.Labelled())) +
+		state = st.ok.render("✓ "+count(w.Labelled(), "label written", "labels written")) +
 			fmt.Sprintf(" (%d kept, %d without)", w.Kept, w.Unlabelled+w.Placeholder)
 	case outcomeFailed:
-		state = st.bad.render("✗ failed") + " (file untouched)\n      " + st.bad.render(cut(f.err.Error(), max(10, d.width-16)))
+		state = st.bad.render("✗ failed") + " (file untouched)\n      " + st.bad.render(d.errLine(f, f.err))
 	case outcomeCancelled:
 		state = st.warn.render("✗ cancelled") + " (file untouched)"
 	case outcomeSkipped:
 		state = st.dim.render("not written")
+		if f.unreadable {
+			state = st.bad.render("✗ unreadable") + " (skipped)\n      " + st.bad.render(d.errLine(f, f.rateErr))
+		}
 	default:
 		switch {
 		case f.rateErr != nil:
@@ -447,14 +512,24 @@ func (d *commitDialog) fileLine(f *commitFile) string {
 			if f.unreadable {
 				what = "✗ unreadable"
 			}
-			state = st.bad.render(what) + "\n      " + st.bad.render(cut(f.rateErr.Error(), max(10, d.width-16)))
+			state = st.bad.render(what) + "\n      " + st.bad.render(d.errLine(f, f.rateErr))
 		case f.rate != nil:
-			state = fmt.Sprintf("%d of %d records matched (%.1f%%)", f.rate.Matched(), f.rate.Flows, 100*f.rate.MatchRate())
+			state = fmt.Sprintf("%d of %s matched (%.1f%%)", f.rate.Matched(), count(f.rate.Flows, "record", "records"), 100*f.rate.MatchRate())
 		default:
 			state = st.dim.render("match rate …")
 		}
 	}
 	return fmt.Sprintf("  %-30s %s", name, state)
+}
+
+// inner is the width of the dialog's text.
+func (d *commitDialog) inner() int { return max(20, min(d.width-6, 100)) }
+
+// errLine is the error of file f for the line under its name: without
+// its path, which starts most errors and would leave no room for the
+// reason.
+func (d *commitDialog) errLine(f *commitFile, err error) string {
+	return cut(errDetail(err, f.path), d.inner()-6)
 }
 
 // progressBar draws a bar w cells wide, frac full.

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -223,19 +226,21 @@ func TestCommitCancel(t *testing.T) {
 	h.until("dialog closed", func() bool { return h.m.commit == nil })
 }
 
+// TestCommitError: a file that fails while it is written (damaged after
+// its dry run) is reported and left as it was; the others are written.
 func TestCommitError(t *testing.T) {
 	dir := flowDir(t)
 	bad := filepath.Join(dir, "2023/11/15/nfcapd.202311150100")
 	data := readBytes(t, bad)
-	writeFile(t, bad, data[:len(data)-5000]) // cut into the appendix and last block
-	before := readBytes(t, bad)
 	good := filepath.Join(dir, "2026/11/28/nfcapd.202611280535")
 	eo := enrich.Options{Sources: []enrich.Source{sampleBindings(t)}}
 	h := newHarness(t, Options{Dir: dir, Enrich: eo})
 	h.until("listing", func() bool { return !h.m.files.listing })
 	h.send(openCommitMsg{[]string{bad, good}})
 	d := h.m.commit
-	h.until("rates", func() bool { return d.files[0].rateErr != nil && d.files[1].rate != nil })
+	h.until("rates", func() bool { return d.files[0].rate != nil && d.files[1].rate != nil })
+	writeFile(t, bad, data[:len(data)-5000]) // cut into the appendix and last block
+	before := readBytes(t, bad)
 	h.keys("enter")
 	h.until("done", func() bool { return d.phase == phaseDone })
 	if d.files[0].outcome != outcomeFailed || d.files[1].outcome != outcomeDone {
@@ -247,6 +252,113 @@ func TestCommitError(t *testing.T) {
 	txt := screenText(h.m)
 	if !strings.Contains(txt, "1 written, 1 failed") || !strings.Contains(txt, "(file untouched)") {
 		t.Errorf("dialog:\n%s", txt)
+	}
+}
+
+// TestCommitSkipsUnreadable: the files known to be unreadable (from the
+// listing, or from their dry run) are not counted as files to rewrite,
+// the dialog says they are skipped, and they are: the others are written.
+func TestCommitSkipsUnreadable(t *testing.T) {
+	const (
+		good  = "2026/11/28/nfcapd.202611280535"
+		good2 = "2023/11/14/nfcapd.202311142210"
+		text  = "2024/01/01/nfcapd.202401010000" // not an nfdump file
+		cut   = "2024/01/01/nfcapd.202401010005" // damaged at the end
+	)
+	for _, tc := range []struct {
+		name    string
+		files   []string
+		listed  bool   // the dialog knows what the listing read of the headers
+		confirm string // the question
+		done    string // the result, after enter; "" when enter writes nothing
+		written int
+	}{
+		{"one of two unreadable", []string{good, text}, true,
+			"Rewrite 1 file in place (atomically), skipping 1 unreadable one?", "1 written, 0 failed, 0 not written, 1 unreadable skipped", 1},
+		{"found by the dry run", []string{good, good2, cut, text}, false,
+			"Rewrite 2 files in place (atomically), skipping 2 unreadable ones?", "2 written, 0 failed, 0 not written, 2 unreadable skipped", 2},
+		{"none readable", []string{text, cut}, true,
+			"Nothing to rewrite: all 2 files are unreadable.", "", 0},
+		{"the only one unreadable", []string{text}, false,
+			"Nothing to rewrite: the file is unreadable.", "", 0},
+		{"all readable", []string{good, good2}, true,
+			"Rewrite 2 files in place (atomically)?", "2 written, 0 failed, 0 not written", 2},
+		{"one readable", []string{good}, true,
+			"Rewrite 1 file in place (atomically)?", "1 written, 0 failed, 0 not written", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := flowDir(t)
+			writeFile(t, filepath.Join(dir, text), []byte("not an nfdump file at all, just text"))
+			data := readBytes(t, filepath.Join(dir, "2023/11/15/nfcapd.202311150100"))
+			writeFile(t, filepath.Join(dir, cut), data[:len(data)-5000])
+			before := map[string][]byte{}
+			var paths []string
+			for _, f := range tc.files {
+				p := filepath.Join(dir, f)
+				paths = append(paths, p)
+				before[p] = readBytes(t, p)
+			}
+			eo := enrich.Options{Sources: []enrich.Source{sampleBindings(t)}}
+			h := newHarness(t, Options{Dir: dir, Enrich: eo})
+			h.until("listing", func() bool { return !h.m.files.listing })
+			h.until("headers", func() bool { // every row is on screen
+				for _, p := range paths {
+					if e := h.m.c.cache.peek(p); e == nil || !e.metaKnown {
+						return false
+					}
+				}
+				return true
+			})
+			if !tc.listed { // leave it to the dry runs
+				for _, p := range paths {
+					h.m.c.cache.forget(p)
+				}
+			}
+			h.send(openCommitMsg{paths})
+			d := h.m.commit
+			if n, bad := d.counts(); tc.listed && bad != len(tc.files)-tc.written {
+				t.Errorf("the dialog opens with %d files to write and %d unreadable: the listing knew", n, bad)
+			}
+			h.until("rates", func() bool {
+				for _, f := range d.files {
+					if f.rate == nil && f.rateErr == nil {
+						return false
+					}
+				}
+				return true
+			})
+			txt := screenText(h.m)
+			if !strings.Contains(txt, tc.confirm) || strings.Contains(txt, "file(s)") {
+				t.Fatalf("dialog lacks %q:\n%s", tc.confirm, txt)
+			}
+			// The error under a file's name, without its path, to
+			// leave room for the reason.
+			const why = "      file header at offset 0: magic 0x6f6e, want 0xa50c: not an nfdump file (bad magic)"
+			if slices.Contains(tc.files, text) && !strings.Contains(txt, why) || strings.Contains(txt, dir) {
+				t.Errorf("dialog lacks %q or shows a path:\n%s", why, txt)
+			}
+			h.keys("enter")
+			if tc.done == "" {
+				h.until("dialog closed", func() bool { return h.m.commit == nil })
+			} else {
+				h.until("done", func() bool { return d.phase == phaseDone })
+				txt = screenText(h.m)
+				if !strings.Contains(txt, tc.done+" · ") || strings.Count(txt, "✗ unreadable (skipped)") != len(tc.files)-tc.written {
+					t.Errorf("result, want %q:\n%s", tc.done, txt)
+				}
+				h.keys("enter")
+				h.until("dialog closed", func() bool { return h.m.commit == nil })
+			}
+			changed := 0
+			for _, p := range paths {
+				if !bytes.Equal(readBytes(t, p), before[p]) {
+					changed++
+				}
+			}
+			if changed != tc.written {
+				t.Errorf("%d files changed, want %d", changed, tc.written)
+			}
+		})
 	}
 }
 
@@ -314,5 +426,28 @@ func TestCommitRateWithoutBindings(t *testing.T) {
 	txt := screenText(h.m)
 	if !strings.Contains(txt, "✗ no match rate") || strings.Count(txt, "✗ unreadable") != 1 {
 		t.Errorf("dialog:\n%s", txt)
+	}
+}
+
+func TestFileUnreadable(t *testing.T) {
+	dir := flowDir(t)
+	p := filepath.Join(dir, "2023/11/14/nfcapd.202311142210")
+	gone := filepath.Join(dir, "nfcapd.202401010000")
+	for _, tc := range []struct {
+		name string
+		path string
+		err  error
+		want bool
+	}{
+		{"not an nfdump file", p, &nfcap.FormatError{File: p, Err: nfcap.ErrBadMagic}, true},
+		{"file not readable", p, &fs.PathError{Op: "open", Path: p, Err: fs.ErrPermission}, true},
+		{"file gone", gone, &fs.PathError{Op: "open", Path: gone, Err: fs.ErrNotExist}, true},
+		{"bindings file not readable", p, fmt.Errorf("bindings from b.json: %w",
+			&fs.PathError{Op: "open", Path: "b.json", Err: fs.ErrPermission}), false},
+		{"tracker down", p, errors.New("bindings from http://t: connection refused"), false},
+	} {
+		if got := fileUnreadable(tc.path, tc.err); got != tc.want {
+			t.Errorf("%s: fileUnreadable = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/netdumper/netdumper/internal/nfdir"
+	"github.com/netdumper/netdumper/nfcap"
 )
 
 // maxListed bounds the files one directory listing shows.
@@ -140,7 +142,7 @@ func listDir(ctx context.Context, gen int, dir string) listMsg {
 	})
 	switch sk := nfdir.Skipped(err); {
 	case len(sk) > 1: // one line in the header, not one per entry
-		m.err = fmt.Errorf("%w (and %d more entries that cannot be read)", sk[0], len(sk)-1)
+		m.err = fmt.Errorf("%w (and %s that cannot be read)", sk[0], count(len(sk)-1, "more entry", "more entries"))
 	case err != nil && !errors.Is(err, errFull):
 		m.err = err
 	}
@@ -510,7 +512,7 @@ func (s *filesScreen) view() string {
 	case s.listErr != nil:
 		title += " · " + s.listErr.Error()
 	default:
-		title += fmt.Sprintf(" · %d files", s.nfiles)
+		title += " · " + count(s.nfiles, "file", "files")
 		if s.truncated {
 			title += fmt.Sprintf(" (first %d)", maxListed)
 		}
@@ -545,8 +547,25 @@ func (s *filesScreen) view() string {
 		}
 		b.WriteByte('\n')
 	}
+	if it := s.selected(); it != nil && it.kind == itemFile {
+		if e := s.c.cache.peek(it.path); e != nil && e.metaKnown && e.err != nil {
+			// The whole error of the file under the cursor: its row
+			// has room for the gist only.
+			b.WriteString(st.bad.render(padLine(" "+it.name+": "+errDetail(e.err, it.path), s.width)))
+			return b.String()
+		}
+	}
 	b.WriteString(st.dim.render(padLine(" enter open · space mark · a mark all · c commit · ← parent · r reload", s.width)))
 	return b.String()
+}
+
+// errDetail is err without the path of the file it is about, which the
+// screen names already.
+func errDetail(err error, path string) string {
+	if pe, ok := errors.AsType[*fs.PathError](err); ok && pe.Path == path {
+		return pe.Op + ": " + pe.Err.Error()
+	}
+	return strings.TrimPrefix(err.Error(), path+": ")
 }
 
 func (s *filesScreen) colWidths() []int {
@@ -565,7 +584,7 @@ func (s *filesScreen) colWidths() []int {
 func (s *filesScreen) appendRow(dst []byte, it *fileItem, cur bool, widths []int) []byte {
 	st := s.c.st
 	if it.kind == itemDay {
-		text := fmt.Sprintf(" ── %s · %d files · %s ", it.name, it.files, humanBytes(it.size))
+		text := fmt.Sprintf(" ── %s · %s · %s ", it.name, count(it.files, "file", "files"), humanBytes(it.size))
 		return append(dst, st.day.render(padLine(text, s.width))...)
 	}
 	row := paint{}
@@ -591,14 +610,18 @@ func (s *filesScreen) appendRow(dst []byte, it *fileItem, cur bool, widths []int
 	dst = append(dst, ' ')
 	var cells [6]string
 	cells[0] = it.name
+	span := false // cells[1] takes the RECORDS column too
 	switch it.kind {
 	case itemParent, itemDir:
 		cells[1] = "directory"
 	case itemFile:
-		s.fileCells(&cells, it)
+		span = s.fileCells(&cells, it)
 	}
 	n := 3
 	for i := range fileCols {
+		if i == 2 && span {
+			continue
+		}
 		if i > 0 {
 			if n+1 >= s.width {
 				break
@@ -606,7 +629,11 @@ func (s *filesScreen) appendRow(dst []byte, it *fileItem, cur bool, widths []int
 			dst = append(dst, ' ')
 			n++
 		}
-		w := min(widths[i], s.width-n)
+		cw := widths[i]
+		if i == 1 && span {
+			cw += 1 + widths[2]
+		}
+		w := min(cw, s.width-n)
 		if w <= 0 {
 			break
 		}
@@ -619,16 +646,19 @@ func (s *filesScreen) appendRow(dst []byte, it *fileItem, cur bool, widths []int
 	return append(dst, row.post...)
 }
 
-func (s *filesScreen) fileCells(cells *[6]string, it *fileItem) {
+// fileCells fills the cells of a file's row. It reports whether cells[1]
+// spans the WINDOW and RECORDS columns: the reason why a file cannot be
+// read, which is all there is to say about it.
+func (s *filesScreen) fileCells(cells *[6]string, it *fileItem) (span bool) {
 	cells[3] = humanBytes(it.size)
 	e := s.c.cache.peek(it.path)
 	if e == nil || !e.metaKnown {
 		cells[1], cells[2], cells[4], cells[5] = "…", "…", "…", "…"
-		return
+		return false
 	}
 	if e.err != nil {
-		cells[1] = "unreadable: " + e.err.Error()
-		return
+		cells[1] = "unreadable: " + shortReason(e.err)
+		return true
 	}
 	if !e.first.IsZero() {
 		cells[1] = timeWindow(e.first.In(s.c.loc), e.last.In(s.c.loc))
@@ -649,6 +679,43 @@ func (s *filesScreen) fileCells(cells *[6]string, it *fileItem) {
 	default:
 		cells[5] = strconv.FormatInt(e.users, 10)
 	}
+	return false
+}
+
+// shortReason says in a few words why a file cannot be read, for its
+// row, which names the file already: the errors themselves start with
+// the path, and that alone fills the column.
+func shortReason(err error) string {
+	for _, r := range []struct {
+		err  error
+		text string
+	}{
+		{fs.ErrNotExist, "file gone"},
+		{fs.ErrPermission, "permission denied"},
+		{nfcap.ErrBadMagic, "not an nfdump file"},
+		{nfcap.ErrLegacyLayout, "nfdump 1.6 file"},
+		{nfcap.ErrUnsupportedLayout, "unknown layout"},
+		{nfcap.ErrEncrypted, "encrypted"},
+		{nfcap.ErrUnsupportedCompression, "unknown compressor"},
+		{nfcap.ErrTruncated, "truncated"},
+		{nfcap.ErrCorrupt, "corrupt"},
+		{nfcap.ErrTooLarge, "too large"},
+		{nfcap.ErrDecompress, "cannot decompress"},
+	} {
+		if errors.Is(err, r.err) {
+			return r.text
+		}
+	}
+	if pe, ok := errors.AsType[*fs.PathError](err); ok {
+		return pe.Err.Error() // "is a directory", "input/output error"
+	}
+	// Other errors name the file first ("PATH: not a regular file"): keep
+	// the last part.
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		msg = msg[i+2:]
+	}
+	return msg
 }
 
 // humanBytes formats a size: 512 B, 1.5 KiB, 20.0 MiB.

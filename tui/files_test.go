@@ -1,15 +1,20 @@
 package tui
 
 import (
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/netdumper/netdumper/internal/enrich"
+	"github.com/netdumper/netdumper/internal/fixtures"
+	"github.com/netdumper/netdumper/nfcap"
 )
 
 // fileNames lists the rows of the files screen: names, with day rows as
@@ -133,19 +138,98 @@ func TestFilesNavigateAndMark(t *testing.T) {
 	}
 }
 
+// TestFilesUnreadable: a file that cannot be read shows why in its row,
+// in words that fit (the error itself starts with the path, which filled
+// the column), and the whole error in the footer when selected.
 func TestFilesUnreadable(t *testing.T) {
-	dir := flowDir(t)
-	writeFile(t, filepath.Join(dir, "nfcapd.202401010000"), []byte("not an nfdump file at all, just text"))
-	h := newHarness(t, Options{Dir: dir})
-	s := h.m.files
-	h.until("meta", func() bool {
-		e := h.m.c.cache.peek(filepath.Join(dir, "nfcapd.202401010000"))
-		return e != nil && e.metaKnown
-	})
-	if txt := screenText(h.m); !strings.Contains(txt, "unreadable:") {
-		t.Errorf("a bad file is not reported:\n%s", txt)
+	for _, tc := range []struct {
+		name   string
+		data   func(t *testing.T) []byte
+		reason string // in the row
+		size   string
+		detail string // in the footer, after the file name
+	}{
+		{
+			name:   "text",
+			data:   func(*testing.T) []byte { return []byte("not an nfdump file at all, just text") },
+			reason: "unreadable: not an nfdump file",
+			size:   "36 B",
+			detail: "nfcapd.202401010000: file header at offset 0: magic 0x6f6e, want 0xa50c: not an nfdump file (bad magic)",
+		},
+		{
+			name: "cut short",
+			data: func(t *testing.T) []byte {
+				return readBytes(t, filepath.Join(fixtures.Dir(t), "v9-mixed.lz4.nf"))[:100]
+			},
+			reason: "unreadable: corrupt",
+			size:   "100 B",
+			detail: "nfcapd.202401010000: file header at offset 24: appendix offset",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := flowDir(t)
+			bad := filepath.Join(dir, "nfcapd.202401010000")
+			writeFile(t, bad, tc.data(t))
+			h := newHarness(t, Options{Dir: dir})
+			s := h.m.files
+			h.until("meta", func() bool {
+				e := h.m.c.cache.peek(bad)
+				return e != nil && e.metaKnown
+			})
+			var row string
+			for _, l := range strings.Split(screenText(h.m), "\n") {
+				if strings.Contains(l, "nfcapd.202401010000") {
+					row = l
+				}
+			}
+			if !strings.Contains(row, " nfcapd.202401010000 ") || !strings.Contains(row, tc.reason+" ") ||
+				!strings.HasSuffix(row, " "+tc.size) || strings.Contains(row, dir) {
+				t.Errorf("row %q, want the name, %q and %s", row, tc.reason, tc.size)
+			}
+			h.keys("g")
+			for range s.items {
+				if s.selected().path == bad {
+					break
+				}
+				h.keys("down")
+			}
+			lines := strings.Split(screenText(h.m), "\n")
+			if footer := lines[len(lines)-2]; !strings.HasPrefix(footer, " "+tc.detail) {
+				t.Errorf("footer %q, want %q", footer, tc.detail)
+			}
+		})
 	}
-	_ = s
+}
+
+func TestShortReason(t *testing.T) {
+	const p = "/tmp/flows/nfcapd.202401010000"
+	format := func(err error) error {
+		return &nfcap.FormatError{File: p, Block: nfcap.BlockNone, RecordOffset: -1, Err: fmt.Errorf("magic 0x6f6e: %w", err)}
+	}
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{&fs.PathError{Op: "stat", Path: p, Err: syscall.ENOENT}, "file gone"},
+		{&fs.PathError{Op: "open", Path: p, Err: syscall.EACCES}, "permission denied"},
+		{&fs.PathError{Op: "read", Path: p, Err: syscall.EISDIR}, "is a directory"},
+		{&fs.PathError{Op: "read", Path: p, Err: syscall.EIO}, "input/output error"},
+		{format(nfcap.ErrBadMagic), "not an nfdump file"},
+		{format(nfcap.ErrLegacyLayout), "nfdump 1.6 file"},
+		{format(nfcap.ErrTruncated), "truncated"},
+		{format(nfcap.ErrDecompress), "cannot decompress"},
+		{format(nfcap.ErrUnsupportedCompression), "unknown compressor"},
+		{fmt.Errorf("%s: not a regular file", p), "not a regular file"},
+	} {
+		got := shortReason(tc.err)
+		if got != tc.want {
+			t.Errorf("shortReason(%v) = %q, want %q", tc.err, got, tc.want)
+		}
+		// "unreadable: " and the reason fit the WINDOW and RECORDS columns.
+		if w := len("unreadable: ") + textWidth(got); w > fileCols[1].w+1+fileCols[2].w {
+			t.Errorf("%q is %d cells wide", got, w)
+		}
+	}
 }
 
 func TestTimeWindow(t *testing.T) {

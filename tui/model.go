@@ -400,7 +400,7 @@ func (m *Model) afterCommit(written []string) tea.Cmd {
 			cmds = append(cmds, m.preview.open(p))
 		}
 	}
-	m.setFlash(fmt.Sprintf("labels written to %d file(s)", len(written)), false)
+	m.setFlash("labels written to "+count(len(written), "file", "files"), false)
 	cmds = append(cmds, m.files.list())
 	return tea.Batch(cmds...)
 }

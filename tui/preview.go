@@ -311,7 +311,7 @@ func (s *previewScreen) update(msg tea.Msg) tea.Cmd {
 		case msg.err != nil:
 			s.searchMsg = "search: " + msg.err.Error()
 		case msg.found < 0:
-			s.searchMsg = fmt.Sprintf("%q not found in %d records", msg.query, msg.scanned)
+			s.searchMsg = fmt.Sprintf("%q not found in %s", msg.query, count(msg.scanned, "record", "records"))
 			if !s.prog.done {
 				s.searchMsg += " (indexing goes on: try again)"
 			}
@@ -630,9 +630,9 @@ func (s *previewScreen) headerLines() []string {
 		if p.blocksTotal > 0 {
 			pct = 100 * p.blocksDone / p.blocksTotal
 		}
-		l[2] = fmt.Sprintf(" indexing %d%% · %d records so far · match statistics when done", pct, p.flows)
+		l[2] = fmt.Sprintf(" indexing %d%% · %s so far · match statistics when done", pct, count(p.flows, "record", "records"))
 	case p.summary == nil:
-		l[2] = fmt.Sprintf(" %d records · %d already carry a username", p.flows, p.users)
+		l[2] = " " + count(p.flows, "record", "records") + " · " + count(p.users, "already carries a username", "already carry a username")
 	default:
 		sum := p.summary
 		l[2] = " " + st.ok.render(fmt.Sprintf("matched %d of %d (%.1f%%)", sum.Matched(), sum.Flows, 100*sum.MatchRate())) +

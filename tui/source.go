@@ -147,15 +147,15 @@ func (s *TrackerSource) Health() Health {
 	st := s.t.Stats()
 	if st.Scans == 0 {
 		if st.ScanErrors > 0 {
-			return Health{HealthDown, fmt.Sprintf("%d scans failed (see the log)", st.ScanErrors)}
+			return Health{HealthDown, count(st.ScanErrors, "scan", "scans") + " failed (see the log)"}
 		}
 		return Health{HealthConnecting, "first scan"}
 	}
 	age := s.now().Sub(st.LastScan)
-	detail := fmt.Sprintf("%d bindings, scan %s ago", st.Bindings, roundAge(age))
+	detail := fmt.Sprintf("%s, scan %s ago", count(st.Bindings, "binding", "bindings"), roundAge(age))
 	if age > 3*s.interval+time.Second {
 		if st.ScanErrors > 0 {
-			return Health{HealthDown, fmt.Sprintf("scans failing (%d errors), last good %s ago", st.ScanErrors, roundAge(age))}
+			return Health{HealthDown, fmt.Sprintf("scans failing (%s), last good %s ago", count(st.ScanErrors, "error", "errors"), roundAge(age))}
 		}
 		return Health{HealthStale, detail}
 	}
@@ -249,7 +249,7 @@ func (s *MirrorSource) Health() Health {
 		if v != nil {
 			n = len(v.Bindings)
 		}
-		d := fmt.Sprintf("%d bindings, live", n)
+		d := count(n, "binding", "bindings") + ", live"
 		if st.Host != "" {
 			d = st.Host + ": " + d
 		}

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/charmbracelet/x/ansi"
@@ -104,4 +105,13 @@ func padLine(s string, w int) string {
 		return s + strings.Repeat(" ", w-n)
 	}
 	return ansi.Truncate(s, w, "…")
+}
+
+// count returns n followed by the noun in the form n needs: "1 file",
+// "0 files", "2 entries".
+func count[N ~int | ~int32 | ~int64 | ~uint32 | ~uint64](n N, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
