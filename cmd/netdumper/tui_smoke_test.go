@@ -164,7 +164,7 @@ func TestTUIInTmux(t *testing.T) {
 	t.Logf("preview:\n%s", scr)
 	// Commit it.
 	s.send("c")
-	s.waitFor("Commit labels", "1424 of 1500 records matched (94.9%)", "Rewrite 1 file(s)")
+	s.waitFor("Commit labels", "1424 of 1500 records matched (94.9%)", "Rewrite 1 file in place")
 	s.send("y")
 	scr = s.waitFor("1 written, 0 failed")
 	t.Logf("commit:\n%s", scr)
