@@ -51,6 +51,9 @@ others use --token-file (or $` + tokenEnv + `).`,
 }
 
 func runBindings(ctx context.Context, e env, tf *trackerFlags, asJSON bool) error {
+	if err := tf.check(); err != nil {
+		return err
+	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	pool, err := tf.pool(e, log)
 	if err != nil {
@@ -204,6 +207,9 @@ func parseWhen(flag, s string, now time.Time) (time.Time, error) {
 }
 
 func runExport(ctx context.Context, e env, tf *trackerFlags, state string, from, to time.Time) error {
+	if err := tf.check(); err != nil {
+		return err
+	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	pool, err := tf.pool(e, log)
 	if err != nil {

@@ -100,6 +100,9 @@ error.`,
 			return needInputs(cmd, args)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.check(cmd.Flags().Changed); err != nil {
+				return err
+			}
 			return runEnrich(cmd.Context(), e, &o, args)
 		},
 	}
@@ -200,8 +203,31 @@ func isTerminal(r any) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// check rejects combinations of flags that cannot work together.
-func (o *enrichOptions) check() error {
+// check rejects flag values out of range, flags given where they mean
+// nothing (changed tells which flags were given) and combinations of
+// flags that cannot work together.
+func (o *enrichOptions) check(changed func(name string) bool) error {
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--tolerance", o.tolerance}, {"--wait", o.wait}, {"--delay", o.delay}, {"--since", o.since}} {
+		if err := checkNotNegative(d.flag, d.v); err != nil {
+			return err
+		}
+	}
+	if o.sample < 0 {
+		return usagef("--sample %d: must not be negative", o.sample)
+	}
+	if err := o.trackers.check(); err != nil {
+		return err
+	}
+	if o.watch == "" {
+		for _, f := range []string{"delay", "since"} {
+			if changed(f) {
+				return usagef("--%s is only for --watch", f)
+			}
+		}
+	}
 	if o.watch != "" {
 		if o.dryRun {
 			return usagef("--watch and --dry-run cannot be combined: the watcher rewrites every file it takes (run --dry-run on the files instead)")
@@ -215,9 +241,6 @@ func (o *enrichOptions) check() error {
 
 func runEnrich(ctx context.Context, e env, o *enrichOptions, args []string) error {
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if err := o.check(); err != nil {
-		return err
-	}
 	if !o.dryRun && !o.yes && !isTerminal(e.stdin) {
 		return usagef("not on a terminal: pass --yes to rewrite the files without asking (or --dry-run to see what would change)")
 	}

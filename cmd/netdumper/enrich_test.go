@@ -641,3 +641,48 @@ func TestEnrichSkipsUnreadableEntry(t *testing.T) {
 		t.Errorf("JSON objects for %v, want one for %s and one for %s", paths, file, dangling)
 	}
 }
+
+// TestEnrichBadFlagValues: a flag value out of range, and a --watch-only
+// flag without --watch, is a usage error (exit 2) naming the flag, found
+// before any file is read or written.
+func TestEnrichBadFlagValues(t *testing.T) {
+	_, file, bindings, _ := enrichSetup(t)
+	orig, _ := os.ReadFile(file)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--tolerance", "-5s"}, "--tolerance -5s"},
+		{[]string{"--wait", "-1s"}, "--wait -1s"},
+		{[]string{"--tracker-timeout", "0s"}, "--tracker-timeout 0s"},
+		{[]string{"--tracker-timeout", "-1s"}, "--tracker-timeout -1s"},
+		{[]string{"--sample", "-1", "--dry-run"}, "--sample -1"},
+		{[]string{"--delay", "5s"}, "--delay is only for --watch"},
+		{[]string{"--since", "1h"}, "--since is only for --watch"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			args := append([]string{"enrich", "--yes", "--state", t.TempDir(), "--bindings", bindings}, tc.args...)
+			r := runNetdumper(t, "UTC", append(args, file)...)
+			if r.code != exitUsage || !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("exit %d, want %d with %q; stderr %q", r.code, exitUsage, tc.want, r.stderr)
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout %q, want none", r.stdout)
+			}
+			if b, _ := os.ReadFile(file); !bytes.Equal(b, orig) {
+				t.Error("the file was rewritten")
+			}
+		})
+	}
+	// With --watch, --delay and --since are taken (a negative one is not).
+	dir := t.TempDir()
+	r := runNetdumperIn(t, strings.NewReader(""), 300*time.Millisecond, "enrich", "--yes", "--state", t.TempDir(),
+		"--bindings", bindings, "--watch", dir, "--delay", "1s", "--since", "1h")
+	if r.code != exitOK {
+		t.Errorf("--watch with --delay and --since: exit %d; stderr %q", r.code, r.stderr)
+	}
+	r = runNetdumperIn(t, strings.NewReader(""), 5*time.Second, "enrich", "--yes", "--state", t.TempDir(), "--bindings", bindings, "--watch", dir, "--delay", "-1s")
+	if r.code != exitUsage || !strings.Contains(r.stderr, "--delay -1s") {
+		t.Errorf("--delay -1s: exit %d; stderr %q", r.code, r.stderr)
+	}
+}

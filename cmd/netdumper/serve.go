@@ -99,16 +99,19 @@ func runServe(ctx context.Context, e env, o *serveOptions) error {
 		return usagef("no state directory: give --state")
 	}
 	// The flags first, before anything is opened, attached or created.
-	if o.interval < tracker.MinInterval {
-		return usagef("--interval %v: at least %v", o.interval, tracker.MinInterval)
+	if err := checkInterval("--interval", o.interval); err != nil {
+		return err
 	}
 	if o.retention < tracker.MinRetention {
 		return usagef("--retention %v: at least %v", o.retention, tracker.MinRetention)
 	}
 	if o.listen != "" {
-		if _, port, err := net.SplitHostPort(o.listen); err != nil || port == "" {
-			return usagef("--listen %q: want HOST:PORT, like 127.0.0.1:7701 or [::]:7701", o.listen)
+		if err := checkListen("--listen", o.listen); err != nil {
+			return err
 		}
+	}
+	if o.maxStreams <= 0 {
+		return usagef("--max-streams %d: want at least 1", o.maxStreams)
 	}
 	token, err := defaultToken(e, o.tokenFile)
 	if err != nil {

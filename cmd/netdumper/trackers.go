@@ -34,6 +34,11 @@ func (t *trackerFlags) bind(f *pflag.FlagSet) {
 	f.DurationVar(&t.timeout, "tracker-timeout", remote.DefaultTimeout, "wait at most this long for a tracker's answer")
 }
 
+// check checks the values of the flags.
+func (t *trackerFlags) check() error {
+	return checkPositive("--tracker-timeout", t.timeout)
+}
+
 // defaultToken is the --token-file's token, else the environment's.
 func defaultToken(e env, tokenFile string) (string, error) {
 	if tokenFile != "" {
