@@ -259,12 +259,26 @@ func TestAuth(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("lower-case scheme: %d", resp.StatusCode)
 	}
-	// The client reports 401 as ErrUnauthorized.
-	c := newClient(t, ts.URL, ClientOptions{Token: "wrong"})
-	if _, err := c.Bindings(context.Background()); !errors.Is(err, ErrUnauthorized) {
-		t.Errorf("client with a wrong token: %v, want ErrUnauthorized", err)
+	// The client reports 401 as ErrUnauthorized, saying whether a token
+	// was sent and where it came from (and no flag it was not given by).
+	for _, tc := range []struct {
+		name string
+		opts ClientOptions
+		want string
+	}{
+		{"wrong token", ClientOptions{Token: "wrong"}, "unauthorized (HTTP 401): the tracker refused the token"},
+		{"wrong token from the environment", ClientOptions{Token: "wrong", TokenSource: "$NETDUMPER_TOKEN"},
+			"unauthorized (HTTP 401): the tracker refused the token of $NETDUMPER_TOKEN"},
+		{"no token", ClientOptions{}, "unauthorized (HTTP 401): no token was sent, and the tracker requires one"},
+	} {
+		c := newClient(t, ts.URL, tc.opts)
+		_, err := c.Bindings(context.Background())
+		if !errors.Is(err, ErrUnauthorized) || err == nil || !strings.HasSuffix(err.Error(), tc.want) ||
+			strings.Contains(err.Error(), "--token-file") || strings.Contains(err.Error(), "unreachable") {
+			t.Errorf("%s: %v, want ErrUnauthorized ending in %q", tc.name, err, tc.want)
+		}
 	}
-	c = newClient(t, ts.URL, ClientOptions{Token: token})
+	c := newClient(t, ts.URL, ClientOptions{Token: token})
 	if _, err := c.Bindings(context.Background()); err != nil {
 		t.Errorf("client with the token: %v", err)
 	}

@@ -572,9 +572,19 @@ func TestEnrichUnreachableTracker(t *testing.T) {
 			if b, _ := os.ReadFile(file); !bytes.Equal(b, orig) {
 				t.Error("the file was rewritten")
 			}
-			if !strings.Contains(r.stderr, "tracker unreachable") || strings.Contains(r.stderr, "unattributed") ||
+			if strings.Contains(r.stderr, "unattributed") ||
 				!strings.Contains(r.stderr, file) || !strings.Contains(r.stderr, "tracker "+down+": dial") {
 				t.Errorf("log does not say that the tracker is down and the file failed:\n%s", r.stderr)
+			}
+			// One message per failure: the file's, naming the tracker;
+			// no second report of the same failure by the pool.
+			if strings.Contains(r.stderr, `msg="tracker`) || strings.Contains(r.stderr, "unreachable") {
+				t.Errorf("the tracker's failure is reported twice:\n%s", r.stderr)
+			}
+			if !tc.retry {
+				if n := strings.Count(r.stderr, "tracker "+down+":"); n != 1 {
+					t.Errorf("the tracker's failure is named %d times, want once:\n%s", n, r.stderr)
+				}
 			}
 			if tc.retry && !strings.Contains(r.stderr, "will retry") {
 				t.Errorf("the watcher does not retry:\n%s", r.stderr)

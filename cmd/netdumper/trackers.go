@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -47,13 +49,22 @@ func defaultToken(e env, tokenFile string) (string, error) {
 	return strings.TrimSpace(e.getenv(tokenEnv)), nil
 }
 
+// tokenSource names where defaultToken took its token from, for the
+// error of a refused one; flag is how the token file was given.
+func tokenSource(flag, tokenFile string) string {
+	if tokenFile != "" {
+		return flag + " " + tokenFile
+	}
+	return "$" + tokenEnv
+}
+
 // clientOptions builds the client options shared by all trackers.
 func (t *trackerFlags) clientOptions(e env, log *slog.Logger) (remote.ClientOptions, error) {
 	tok, err := defaultToken(e, t.tokenFile)
 	if err != nil {
 		return remote.ClientOptions{}, err
 	}
-	o := remote.ClientOptions{Token: tok, Timeout: t.timeout, Logger: log}
+	o := remote.ClientOptions{Token: tok, TokenSource: tokenSource("--token-file", t.tokenFile), Timeout: t.timeout, Logger: log}
 	if t.tlsCA != "" || t.tlsCert != "" || t.tlsKey != "" {
 		cfg, err := remote.ClientTLSConfig(t.tlsCA, t.tlsCert, t.tlsKey)
 		if err != nil {
@@ -89,6 +100,20 @@ func (t *trackerFlags) pool(e env, log *slog.Logger) (*remote.Pool, error) {
 		return nil, usageError{err}
 	}
 	return p, nil
+}
+
+// reportPoolError reports each tracker that failed on its own line of
+// stderr, and returns the error that ends the command: err itself unless
+// it is a *remote.PoolError, else one saying how many of total failed.
+func reportPoolError(e env, err error, total int) error {
+	var pe *remote.PoolError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	for _, f := range pe.Failed {
+		fmt.Fprintf(e.stderr, "netdumper: %v\n", f)
+	}
+	return exitCodeError{code: exitFailure, err: fmt.Errorf("%d of %d trackers failed", len(pe.Failed), total)}
 }
 
 // newLogger returns a logger writing text or JSON to w at level.
