@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"os"
@@ -164,8 +165,8 @@ func buildJob(e env, o *enrichOptions, log *slog.Logger) (*enrich.Job, error) {
 	}
 	explicit := false
 	for _, b := range o.bindings {
-		src := enrich.NewBindingsFile(b)
-		if err := src.Load(); err != nil {
+		src, err := loadBindings(b)
+		if err != nil {
 			return nil, err
 		}
 		opts.Sources = append(opts.Sources, src)
@@ -186,6 +187,35 @@ func buildJob(e env, o *enrichOptions, log *slog.Logger) (*enrich.Job, error) {
 		opts.Sources = append(opts.Sources, &enrich.LocalStore{Dir: o.state, Fallback: localDaemonSource(e, &o.trackers)})
 	}
 	return enrich.NewJob(opts)
+}
+
+// loadBindings reads the --bindings file path. Its errors name the flag
+// and the file once ("--bindings F: is a directory", "--bindings
+// F:3: ..."): the file system's errors, which name it again, are cut to
+// their cause.
+func loadBindings(path string) (*enrich.BindingsFile, error) {
+	fail := func(err error) error {
+		var pe *fs.PathError
+		if errors.As(err, &pe) && pe.Path == path {
+			return fmt.Errorf("--bindings %s: %w", path, pe.Err)
+		}
+		if msg := err.Error(); strings.HasPrefix(msg, path+":") {
+			return fmt.Errorf("--bindings %w", err) // names the file and line
+		}
+		return fmt.Errorf("--bindings %s: %w", path, err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fail(err)
+	}
+	if fi.IsDir() {
+		return nil, fmt.Errorf("--bindings %s: is a directory; want a bindings file (the JSON of netdumper bindings export)", path)
+	}
+	src := enrich.NewBindingsFile(path)
+	if err := src.Load(); err != nil {
+		return nil, fail(err)
+	}
+	return src, nil
 }
 
 // defaultStateDir is the state directory serve and enrich share by

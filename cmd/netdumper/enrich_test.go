@@ -696,3 +696,42 @@ func TestEnrichBadFlagValues(t *testing.T) {
 		t.Errorf("--delay -1s: exit %d; stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestEnrichBindingsErrors: a --bindings file that cannot be used is
+// named once, with the flag, and the reason said once.
+func TestEnrichBindingsErrors(t *testing.T) {
+	_, file, _, _ := enrichSetup(t)
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.json")
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte("{\n"), 0o644)
+	for _, tc := range []struct {
+		name, path, want string
+	}{
+		{"directory", dir, "netdumper: --bindings " + dir + ": is a directory; want a bindings file"},
+		{"missing", missing, "netdumper: --bindings " + missing + ": no such file or directory\n"},
+		{"malformed", bad, "netdumper: --bindings " + bad + ":2: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runNetdumper(t, "UTC", "enrich", "--yes", "--bindings", tc.path, file)
+			if r.code != exitFailure || !strings.HasPrefix(r.stderr, tc.want) || strings.Count(r.stderr, tc.path) != 1 {
+				t.Errorf("exit %d, stderr %q; want %d, starting %q and naming the file once", r.code, r.stderr, exitFailure, tc.want)
+			}
+		})
+	}
+}
+
+// TestNeedInputsNamesArgument: a command run without its arguments says
+// what it needs as its usage line names it.
+func TestNeedInputsNamesArgument(t *testing.T) {
+	for _, tc := range []struct{ cmd, want string }{
+		{"enrich", "enrich needs at least one PATH;"},
+		{"show", "show needs at least one FILE|DIR;"},
+		{"inspect", "inspect needs at least one FILE;"},
+	} {
+		r := runNetdumper(t, "UTC", tc.cmd)
+		if r.code != exitUsage || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%s: exit %d, stderr %q; want %d and %q", tc.cmd, r.code, r.stderr, exitUsage, tc.want)
+		}
+	}
+}

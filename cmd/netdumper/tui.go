@@ -284,8 +284,8 @@ func runTUI(ctx context.Context, e env, o *tuiOptions) error {
 		}
 	}
 	for _, b := range bindings {
-		src := enrich.NewBindingsFile(b)
-		if err := src.Load(); err != nil {
+		src, err := loadBindings(b)
+		if err != nil {
 			return err
 		}
 		eo.Sources = append(eo.Sources, src)
