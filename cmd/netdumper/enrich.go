@@ -78,6 +78,9 @@ given; it may use {service}, the name of the flow's well-known port. A
 username a record already carries is kept; --overwrite replaces it, but only
 with the label of a binding that matched, never with the --unknown text.
 
+-z changes the files' compression; nfdump 1.7.1 (Debian 12's) cannot read
+zstd, so enrich warns when it writes it.
+
 Without --yes, enrich shows what it would do and asks on a terminal (with
 --json on stderr, so that stdout carries only the JSON of the real run); with
 no terminal it refuses (exit 2). --dry-run touches nothing. --watch needs --yes
@@ -120,7 +123,7 @@ error.`,
 	f.IntVar(&o.sample, "sample", 20, "records printed per file by --dry-run")
 	f.BoolVar(&o.asJSON, "json", false, "print one JSON summary object per file")
 	f.DurationVar(&o.tolerance, "tolerance", tracker.DefaultTolerance, "clock-skew tolerance around each flow's times")
-	f.StringVarP(&o.compress, "compress", "z", "", "write with this compression (none, lzo, lz4, bz2, zstd); default: keep")
+	f.StringVarP(&o.compress, "compress", "z", "", "write with this compression (none, lzo, lz4, bz2, zstd: nfdump 1.7.1 cannot read it); default: keep")
 	f.StringVar(&o.watch, "watch", "", "keep running: enrich each file nfcapd rotates into `DIR`, once (needs --yes)")
 	f.DurationVar(&o.delay, "delay", 15*time.Second, "with --watch: wait this long after a file rotates")
 	f.DurationVar(&o.since, "since", 24*time.Hour, "with --watch: at start, take files modified this recently (0: all)")
@@ -144,6 +147,9 @@ func parseTemplates(label, unknown string) (l, u *enrich.Template, err error) {
 	return l, u, nil
 }
 
+// zstdWarning is logged when enrich rewrites files with ZSTD.
+const zstdWarning = "-z zstd: nfdump 1.7.1 (Debian 12's) cannot read zstd files; use lz4, lzo or bz2 where nfdump 1.7 must read them"
+
 // buildJob turns the options into an enrich job.
 func buildJob(e env, o *enrichOptions, log *slog.Logger) (*enrich.Job, error) {
 	label, unknown, err := parseTemplates(o.label, o.unknown)
@@ -162,6 +168,9 @@ func buildJob(e env, o *enrichOptions, log *slog.Logger) (*enrich.Job, error) {
 			return nil, usageError{err}
 		}
 		opts.Recompress, opts.Compression = true, c
+		if c == nfcap.CompressZSTD && !o.dryRun {
+			log.Warn(zstdWarning)
+		}
 	}
 	explicit := false
 	for _, b := range o.bindings {

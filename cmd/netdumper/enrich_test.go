@@ -735,3 +735,32 @@ func TestNeedInputsNamesArgument(t *testing.T) {
 		}
 	}
 }
+
+// TestEnrichWarnsZstd: rewriting with zstd, which nfdump 1.7.1 cannot
+// read, is warned about on stderr; other compressions and dry runs are not.
+func TestEnrichWarnsZstd(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		warn bool
+	}{
+		{[]string{"--yes", "-z", "zstd"}, true},
+		{[]string{"--yes", "--compress", "zstd", "--json"}, true},
+		{[]string{"--yes", "-z", "lz4"}, false},
+		{[]string{"--dry-run", "-z", "zstd"}, false},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			_, file, bindings, _ := enrichSetup(t)
+			args := append([]string{"enrich", "--bindings", bindings}, tc.args...)
+			r := runNetdumper(t, "UTC", append(args, file)...)
+			if r.code != exitOK {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			if got := strings.Contains(r.stderr, "nfdump 1.7.1 (Debian 12's) cannot read zstd files"); got != tc.warn {
+				t.Errorf("warned %v, want %v; stderr %q", got, tc.warn, r.stderr)
+			}
+			if strings.Contains(r.stdout, "cannot read zstd") {
+				t.Errorf("the warning reached stdout: %q", r.stdout)
+			}
+		})
+	}
+}
