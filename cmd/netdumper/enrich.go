@@ -112,7 +112,7 @@ error.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.state, "state", defaultStateDir(e), "the local tracker's state `DIR`")
-	f.BoolVar(&o.local, "local", false, "also use the local history when --bindings (or --tracker) is given")
+	f.BoolVar(&o.local, "local", false, "also use the local history when --bindings (or --tracker) is given (needs netdumper serve on this host)")
 	f.StringArrayVar(&o.bindings, "bindings", nil, "bindings `FILE` (JSON of netdumper bindings export); repeatable")
 	f.StringVar(&o.label, "label", "{process}", "label `TEMPLATE` for matched flows")
 	f.StringVar(&o.unknown, "unknown", "", "label `TEXT` for unmatched flows without a username (may use {service}); never replaces one; default: none")
