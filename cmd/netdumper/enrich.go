@@ -82,8 +82,15 @@ with the label of a binding that matched, never with the --unknown text.
 zstd, so enrich warns when it writes it.
 
 Without --yes, enrich shows what it would do and asks on a terminal (with
---json on stderr, so that stdout carries only the JSON of the real run); with
-no terminal it refuses (exit 2). --dry-run touches nothing. --watch needs --yes
+--json on stderr, so that stdout carries only the JSON of the real run); any
+answer but y or yes changes nothing and exits 1 ("nothing changed"). With no
+terminal it refuses (exit 2). --dry-run touches nothing.
+
+Each file's summary ends with its top unmatched endpoints: the host's end of
+the unmatched flows, with their count. An endpoint marked "?" ("local": false
+in JSON) is a guess, the end with the lower port, because no source knew
+which end was the host's. In --json's "written" object, "placeholder" is
+always 0: --unknown labels count as "inserted" or "replaced". --watch needs --yes
 (a daemon cannot ask for each file) and cannot be combined with --dry-run.
 
 Exit status: 0 all files done, 1 some file failed or some PATH could not be

@@ -132,14 +132,23 @@ func TestInspectSeveral(t *testing.T) {
 	if got.code != 1 || !strings.Contains(got.stderr, "nosuch.nf") {
 		t.Errorf("exit %d, stderr %q; want 1 naming nosuch.nf", got.code, got.stderr)
 	}
+	// One object per file, the bad one's with its error only (as enrich
+	// --json prints failures).
 	lines := strings.Split(strings.TrimSuffix(got.stdout, "\n"), "\n")
-	if len(lines) != 2 {
-		t.Fatalf("%d JSON lines, want 2:\n%s", len(lines), got.stdout)
+	if len(lines) != 3 {
+		t.Fatalf("%d JSON lines, want 3:\n%s", len(lines), got.stdout)
 	}
 	for i, l := range lines {
 		var rep fileReport
-		if err := json.Unmarshal([]byte(l), &rep); err != nil || rep.File != []string{files[0], files[1]}[i] {
+		if err := json.Unmarshal([]byte(l), &rep); err != nil || rep.File != []string{files[0], bad, files[1]}[i] {
 			t.Errorf("line %d: %v, file %q", i, err, rep.File)
 		}
+		if (rep.Error != "") != (i == 1) {
+			t.Errorf("line %d: error %q", i, rep.Error)
+		}
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(lines[1]), &m); err != nil || len(m) != 2 || !strings.Contains(m["error"].(string), "no such file") {
+		t.Errorf("the unreadable file's object %s, want only file and error", lines[1])
 	}
 }
