@@ -353,7 +353,16 @@ func printReport(w io.Writer, rep *fileReport, loc *time.Location) error {
 	} else {
 		p("Ident", "(none)")
 	}
-	p("Blocks", "%d (%d data, %d appendix)", rep.Blocks, rep.DataBlocks, rep.AppendixBlocks)
+	switch {
+	case rep.Blocks == int(rep.DataBlocks)+int(rep.AppendixBlocks):
+		p("Blocks", "%d (%d data, %d appendix)", rep.Blocks, rep.DataBlocks, rep.AppendixBlocks)
+	case rep.Error != "":
+		// The read stopped early: what was read is not what the header
+		// announces.
+		p("Blocks", "%d read before the error (the header announces %d data, %d appendix)", rep.Blocks, rep.DataBlocks, rep.AppendixBlocks)
+	default:
+		p("Blocks", "%d (the header announces %d data, %d appendix)", rep.Blocks, rep.DataBlocks, rep.AppendixBlocks)
+	}
 	if len(rep.BlockTypes) > 1 || rep.BlockTypes["3"] != rep.Blocks {
 		p("Block types", "%s", sortedCounts(rep.BlockTypes))
 	}

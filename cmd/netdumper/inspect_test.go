@@ -3,11 +3,14 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/netdumper/netdumper/internal/fixtures"
 )
 
 // keyValues parses "Key : value" / "Key: value" lines.
@@ -150,5 +153,30 @@ func TestInspectSeveral(t *testing.T) {
 	var m map[string]any
 	if err := json.Unmarshal([]byte(lines[1]), &m); err != nil || len(m) != 2 || !strings.Contains(m["error"].(string), "no such file") {
 		t.Errorf("the unreadable file's object %s, want only file and error", lines[1])
+	}
+}
+
+// TestInspectCorruptBlocks: for a file whose read stops at a corrupt
+// block, the block count says what was read and what the header
+// announces, rather than a total smaller than its parts.
+func TestInspectCorruptBlocks(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(fixtures.Dir(t), "v9-multiblock.lzo.nf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 2000; i < 2010; i++ {
+		b[i] = 0xff // inside the first data block
+	}
+	path := filepath.Join(t.TempDir(), "nfcapd.202311142210")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runNetdumper(t, "UTC", "inspect", path)
+	kv := keyValues(r.stdout)
+	if r.code != exitFailure || kv["Error"] == "" {
+		t.Fatalf("exit %d, want %d with an Error line:\n%s%s", r.code, exitFailure, r.stdout, r.stderr)
+	}
+	if want := "1 read before the error (the header announces 2 data, 1 appendix)"; kv["Blocks"] != want {
+		t.Errorf("Blocks: %q, want %q", kv["Blocks"], want)
 	}
 }
