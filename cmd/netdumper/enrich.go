@@ -72,11 +72,15 @@ file only the history overlapping its time window is used.
 A flow is matched on its source side first, then its destination side:
 exact 5-tuple, then a listener on the exact address, then a wildcard
 listener on an address the host owned, within --tolerance of the flow's
-times. --label fields: ` + enrich.FieldNames + `. Labels are cut to 65
-bytes. Flows nothing matched stay without a username unless --unknown is
-given; it may use {service}, the name of the flow's well-known port. A
-username a record already carries is kept; --overwrite replaces it, but only
-with the label of a binding that matched, never with the --unknown text.
+times.
+
+The --label template may use these fields:
+  ` + enrich.FieldNames + `
+Labels are cut to 65 bytes. Flows nothing matched stay without a username
+unless --unknown is given; it may use {service}, the name of the flow's
+well-known port. A username a record already carries is kept; --overwrite
+replaces it, but only with the label of a binding that matched, never with
+the --unknown text.
 
 -z changes the files' compression; nfdump 1.7.1 (Debian 12's) cannot read
 zstd, so enrich warns when it writes it.
@@ -84,14 +88,15 @@ zstd, so enrich warns when it writes it.
 Without --yes, enrich shows what it would do and asks on a terminal (with
 --json on stderr, so that stdout carries only the JSON of the real run); any
 answer but y or yes changes nothing and exits 1 ("nothing changed"). With no
-terminal it refuses (exit 2). --dry-run touches nothing.
+terminal it refuses (exit 2). --dry-run touches nothing. --watch needs --yes
+(a daemon cannot ask for each file) and cannot be combined with --dry-run;
+--delay and --since are for --watch only.
 
 Each file's summary ends with its top unmatched endpoints: the host's end of
 the unmatched flows, with their count. An endpoint marked "?" ("local": false
 in JSON) is a guess, the end with the lower port, because no source knew
 which end was the host's. In --json's "written" object, "placeholder" is
-always 0: --unknown labels count as "inserted" or "replaced". --watch needs --yes
-(a daemon cannot ask for each file) and cannot be combined with --dry-run.
+always 0: --unknown labels count as "inserted" or "replaced".
 
 Exit status: 0 all files done, 1 some file failed or some PATH could not be
 searched (each is named with the reason; the others are still done), 2 usage

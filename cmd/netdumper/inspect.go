@@ -20,8 +20,8 @@ import (
 func newInspectCmd(e env) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "inspect [--json] FILE...",
-		Short: "Describe nfdump files: layout, compression, blocks, records, counters",
+		Use:   "inspect [flags] FILE...",
+		Short: "Describe nfdump files: layout, compression, blocks, records",
 		Long: `inspect reads nfdump files (layout 2) and reports, for each file: the
 layout and compression, the creation time, the ident, the number of blocks
 (data and appendix), the number of records of each type, the first and last

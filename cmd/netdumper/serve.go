@@ -63,7 +63,8 @@ instead, --source poll does not try.
 While it runs, serve holds the state directory's lock and records how to
 reach it in serve.json there (with absolute paths of the token file and the
 certificate), so that enrich and "bindings export" on this host ask it
-instead; over HTTPS they trust exactly that certificate. SIGINT or SIGTERM stop it cleanly.`,
+instead; over HTTPS they trust exactly that certificate. SIGINT or SIGTERM
+stop it cleanly.`,
 		Example: `  netdumper serve
   netdumper serve --listen 0.0.0.0:7701 --token-file /etc/netdumper/token \
       --tls-cert /etc/netdumper/tls.crt --tls-key /etc/netdumper/tls.key`,

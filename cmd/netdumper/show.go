@@ -28,7 +28,7 @@ type showOptions struct {
 func newShowCmd(e env) *cobra.Command {
 	var o showOptions
 	cmd := &cobra.Command{
-		Use:   "show [-o FORMAT] [-q] [-N] FILE|DIR...",
+		Use:   "show [flags] FILE|DIR...",
 		Short: "Print the flows of nfdump files as nfdump does",
 		Long: `show prints the flow records of nfdump files (layout 2, any compression)
 the way nfdump 1.7.1 prints them with -o FORMAT.

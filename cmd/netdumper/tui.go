@@ -52,7 +52,7 @@ type tuiOptions struct {
 func newTUICmd(e env) *cobra.Command {
 	var o tuiOptions
 	cmd := &cobra.Command{
-		Use:   "tui [--dir DIR] [--bindings FILE...] [--label TEMPLATE] [--unknown TEXT] [--overwrite]",
+		Use:   "tui [flags]",
 		Short: "Watch live bindings, browse flow files, preview and commit labels",
 		Long: `tui is the terminal interface: a live table of the host's sockets and their
 processes (Bindings), the nfcapd files of a directory (Files), a file's
