@@ -47,6 +47,7 @@ type enrichOptions struct {
 	services  string
 	wait      time.Duration
 	trackers  trackerFlags
+	log       logFlags
 }
 
 func newEnrichCmd(e env) *cobra.Command {
@@ -142,6 +143,7 @@ error.`,
 	f.DurationVar(&o.wait, "wait", 0, "wait this long before starting (from nfcapd -x: let the trackers record the interval's last seconds)")
 	f.StringVar(&o.services, "services", "/etc/services", "services `FILE` for {service} (built-in table when missing)")
 	o.trackers.bind(f)
+	o.log.bind(f, "", " (default: info with --watch, else warn)")
 	return cmd
 }
 
@@ -205,7 +207,7 @@ func buildJob(e env, o *enrichOptions, log *slog.Logger) (*enrich.Job, error) {
 		if o.state == "" {
 			return nil, usagef("no state directory for the local history: give --state, --bindings or --tracker")
 		}
-		opts.Sources = append(opts.Sources, &enrich.LocalStore{Dir: o.state, Fallback: localDaemonSource(e, &o.trackers)})
+		opts.Sources = append(opts.Sources, &enrich.LocalStore{Dir: o.state, Fallback: localDaemonSource(e, &o.trackers, log)})
 	}
 	return enrich.NewJob(opts)
 }
@@ -291,7 +293,15 @@ func (o *enrichOptions) check(changed func(name string) bool) error {
 }
 
 func runEnrich(ctx context.Context, e env, o *enrichOptions, args []string) error {
-	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// A daemon (--watch) says what it does; a batch run only what is wrong.
+	level := "warn"
+	if o.watch != "" {
+		level = "info"
+	}
+	log, err := o.log.logger(e.stderr, level)
+	if err != nil {
+		return err
+	}
 	if !o.dryRun && !o.yes && !isTerminal(e.stdin) {
 		return usagef("not on a terminal: pass --yes to rewrite the files without asking (or --dry-run to see what would change)")
 	}
@@ -620,9 +630,8 @@ func runWatch(ctx context.Context, e env, o *enrichOptions, job *enrich.Job, log
 		return err
 	}
 	defer done.Close()
-	info := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	info.Info("watching", "dir", dir, "delay", o.delay, "state", o.state)
-	return job.Watch(ctx, enrich.WatchOptions{Dir: dir, Delay: o.delay, Since: o.since, Done: done, Logger: info,
+	log.Info("watching", "dir", dir, "delay", o.delay, "state", o.state)
+	return job.Watch(ctx, enrich.WatchOptions{Dir: dir, Delay: o.delay, Since: o.since, Done: done, Logger: log,
 		Report: func(s enrich.Summary, err error) {
 			// Watch logs a failure once, with its retry; as in a batch
 			// run, only scripts (--json) also get it as a summary.
@@ -634,9 +643,9 @@ func runWatch(ctx context.Context, e env, o *enrichOptions, job *enrich.Job, log
 
 // localDaemonSource returns how the local store source reaches a running
 // daemon that holds the store: its API, as serve.json describes it, with
-// the TLS flags of tf.
-func localDaemonSource(e env, tf *trackerFlags) func(context.Context, tracker.DaemonInfo) (enrich.Source, error) {
+// the TLS flags of tf, logging to log.
+func localDaemonSource(e env, tf *trackerFlags, log *slog.Logger) func(context.Context, tracker.DaemonInfo) (enrich.Source, error) {
 	return func(_ context.Context, info tracker.DaemonInfo) (enrich.Source, error) {
-		return daemonClientFor(e, info, tf, slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		return daemonClientFor(e, info, tf, log)
 	}
 }

@@ -764,3 +764,31 @@ func TestEnrichWarnsZstd(t *testing.T) {
 		})
 	}
 }
+
+// TestEnrichLogFlags: enrich takes serve's --log-format and --log-level;
+// --watch logs at info by default, as serve does.
+func TestEnrichLogFlags(t *testing.T) {
+	_, file, bindings, _ := enrichSetup(t)
+	watch := func(extra ...string) result {
+		args := append([]string{"enrich", "--yes", "--state", t.TempDir(), "--bindings", bindings, "--watch", t.TempDir()}, extra...)
+		return runNetdumperIn(t, strings.NewReader(""), 300*time.Millisecond, args...)
+	}
+	r := watch("--log-format", "json")
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	var first struct{ Level, Msg string }
+	if r.code != exitOK || json.Unmarshal([]byte(lines[0]), &first) != nil || first.Level != "INFO" || first.Msg != "watching" {
+		t.Errorf("--watch --log-format json: exit %d, stderr %q; want a JSON info line saying watching", r.code, r.stderr)
+	}
+	if r := watch("--log-level", "warn"); r.code != exitOK || strings.Contains(r.stderr, "watching") {
+		t.Errorf("--watch --log-level warn: exit %d, stderr %q; want no info line", r.code, r.stderr)
+	}
+	if r := watch(); r.code != exitOK || !strings.Contains(r.stderr, "level=INFO msg=watching") {
+		t.Errorf("--watch: exit %d, stderr %q; want a text info line", r.code, r.stderr)
+	}
+	for _, bad := range [][]string{{"--log-format", "xml"}, {"--log-level", "loud"}} {
+		r := runNetdumper(t, "UTC", append([]string{"enrich", "--yes", "--bindings", bindings}, append(bad, file)...)...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, bad[0]+" ") {
+			t.Errorf("%v: exit %d, stderr %q; want %d naming %s", bad, r.code, r.stderr, exitUsage, bad[0])
+		}
+	}
+}

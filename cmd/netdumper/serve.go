@@ -29,8 +29,7 @@ type serveOptions struct {
 	tlsKey      string
 	tlsClientCA string
 	maxStreams  int
-	logFormat   string
-	logLevel    string
+	log         logFlags
 }
 
 func newServeCmd(e env) *cobra.Command {
@@ -86,13 +85,12 @@ stop it cleanly.`,
 	f.StringVar(&o.tlsKey, "tls-key", "", "the certificate's key `FILE` (PEM)")
 	f.StringVar(&o.tlsClientCA, "tls-client-ca", "", "require client certificates signed by a CA of this `FILE` (PEM)")
 	f.IntVar(&o.maxStreams, "max-streams", remote.DefaultMaxStreams, "maximum concurrent event streams")
-	f.StringVar(&o.logFormat, "log-format", "text", "log format on stderr: text or json")
-	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	o.log.bind(f, "info", "")
 	return cmd
 }
 
 func runServe(ctx context.Context, e env, o *serveOptions) error {
-	log, err := newLogger(e.stderr, o.logFormat, o.logLevel)
+	log, err := o.log.logger(e.stderr, "info")
 	if err != nil {
 		return err
 	}

@@ -116,6 +116,29 @@ func reportPoolError(e env, err error, total int) error {
 	return exitCodeError{code: exitFailure, err: fmt.Errorf("%d of %d trackers failed", len(pe.Failed), total)}
 }
 
+// logFlags are the --log-format and --log-level flags of the commands
+// that run as daemons (serve, enrich --watch).
+type logFlags struct {
+	format, level string
+}
+
+// bind adds the flags to f; level is --log-level's default ("" when the
+// command picks one, said in levelHelp).
+func (l *logFlags) bind(f *pflag.FlagSet, level, levelHelp string) {
+	f.StringVar(&l.format, "log-format", "text", "log format on stderr: text or json")
+	f.StringVar(&l.level, "log-level", level, "log level: debug, info, warn or error"+levelHelp)
+}
+
+// logger returns the logger the flags ask for, writing to w; def is the
+// level when --log-level is empty.
+func (l *logFlags) logger(w io.Writer, def string) (*slog.Logger, error) {
+	level := l.level
+	if level == "" {
+		level = def
+	}
+	return newLogger(w, l.format, level)
+}
+
 // newLogger returns a logger writing text or JSON to w at level.
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level
