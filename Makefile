@@ -1,7 +1,8 @@
 # netdumper — build, test, lint, fuzz and benchmark.
 #
-#   make test    install the real nfdump/softflowd/tmux when missing, then run
-#                gofmt/vet checks and the whole suite with -race
+#   make test    install the real nfdump/softflowd/tmux (and gcc, which -race
+#                needs through cgo) when missing, then run gofmt/vet checks
+#                and the whole suite with -race
 #   make lint    go vet + staticcheck (pinned)
 #   make fuzz    run every fuzz target for FUZZTIME (default 10s)
 #   make bench   Go benchmarks plus the side-by-side scripts in bench/
@@ -10,7 +11,11 @@ GO        ?= go
 FUZZTIME  ?= 10s
 STATICCHECK_VERSION := v0.8.2
 BIN       := bin/netdumper
-APT_PKGS  := nfdump softflowd tmux python3 iproute2
+# DEPS: what deps checks for, as CHECK:PACKAGE, where CHECK is a command, or
+# an absolute file path that the package provides. gcc and libc6-dev are
+# for go test -race, which needs cgo (libc6-dev is only recommended by gcc).
+DEPS      := nfdump:nfdump nfcapd:nfdump nfreplay:nfdump softflowd:softflowd \
+             tmux:tmux python3:python3 ip:iproute2 gcc:gcc /usr/include/stdlib.h:libc6-dev
 TEST_FLAGS ?= -race -timeout 15m
 
 .PHONY: all build test deps check lint fuzz bench bench-data demo clean
@@ -20,12 +25,18 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/netdumper
 
-# deps installs the real tools the compatibility tests run. CI and the
-# README's test command are root; without root, install them yourself.
+# deps installs the real tools the compatibility tests run, and the C
+# compiler the race detector needs. CI and the README's test command are
+# root; without root, install them yourself.
 deps:
 	@missing=""; \
-	for c in nfdump:nfdump nfcapd:nfdump nfreplay:nfdump softflowd:softflowd tmux:tmux python3:python3 ip:iproute2; do \
-		command -v $${c%%:*} >/dev/null 2>&1 || missing="$$missing $${c##*:}"; \
+	for c in $(DEPS); do \
+		chk=$${c%%:*}; pkg=$${c##*:}; \
+		case $$chk in \
+		/*) [ -e "$$chk" ] && continue ;; \
+		*) command -v $$chk >/dev/null 2>&1 && continue ;; \
+		esac; \
+		case " $$missing " in *" $$pkg "*) ;; *) missing="$$missing $$pkg" ;; esac; \
 	done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \

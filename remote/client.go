@@ -37,6 +37,10 @@ const (
 type ClientOptions struct {
 	// Token is the bearer token sent with every request ("" sends none).
 	Token string
+	// TokenSource says where Token came from (e.g. "--token-file
+	// /etc/netdumper/token" or "$NETDUMPER_TOKEN"); the error of a
+	// refused token names it. Informational.
+	TokenSource string
 	// TLS configures HTTPS (ClientTLSConfig): the CAs that sign the
 	// tracker's certificate and a client certificate. Nil: the system's
 	// roots, no client certificate.
@@ -151,13 +155,25 @@ func (c *Client) get(ctx context.Context, path string, query url.Values, idle ti
 		se := &StatusError{URL: u.Redacted(), Code: resp.StatusCode, Message: msg}
 		switch {
 		case resp.StatusCode == http.StatusUnauthorized:
-			return resp, nil, fmt.Errorf("%s: %w", c.base.Redacted(), ErrUnauthorized)
+			return resp, nil, fmt.Errorf("%s: %w", c.base.Redacted(), c.unauthorized())
 		case resp.StatusCode == http.StatusGone || resync:
 			return resp, nil, fmt.Errorf("%w: %w", se, ErrResync)
 		}
 		return resp, nil, se
 	}
 	return resp, newWatchdog(resp.Body, idle, cancel), nil
+}
+
+// unauthorized is the error of a 401 answer: it says whether a token was
+// sent, and where it came from.
+func (c *Client) unauthorized() error {
+	switch {
+	case c.opts.Token == "":
+		return fmt.Errorf("%w: no token was sent, and the tracker requires one", ErrUnauthorized)
+	case c.opts.TokenSource != "":
+		return fmt.Errorf("%w: the tracker refused the token of %s", ErrUnauthorized, c.opts.TokenSource)
+	}
+	return fmt.Errorf("%w: the tracker refused the token", ErrUnauthorized)
 }
 
 // unwrapURLError drops the *url.Error layer, whose text repeats the URL.

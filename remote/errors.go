@@ -16,8 +16,10 @@ var (
 	// either.
 	ErrResync = tracker.ErrResync
 	// ErrUnauthorized means the tracker refused the bearer token (HTTP
-	// 401): none was given, or the wrong one.
-	ErrUnauthorized = errors.New("unauthorized: the tracker refused the token (check --token-file)")
+	// 401): none was given, or the wrong one. The client's error wraps it
+	// with which of the two, and where the token came from
+	// (ClientOptions.TokenSource).
+	ErrUnauthorized = errors.New("unauthorized (HTTP 401)")
 	// ErrInsecureListen refuses a server on a non-loopback address
 	// without a token (see ServerOptions.AllowNoAuth).
 	ErrInsecureListen = errors.New("refusing to serve on a non-loopback address without a token (give a token, or allow it explicitly with --insecure-no-auth)")

@@ -223,11 +223,11 @@ func (m *Mirror) setStatus(connected bool, err error) {
 	m.mu.Unlock()
 	switch {
 	case err != nil && !wasDown:
-		m.log.Warn("tracker unreachable; retrying in the background", "url", m.c.URL(), "err", err)
+		m.log.Warn("tracker failed; retrying in the background", "url", m.c.URL(), "err", err)
 	case err != nil:
-		m.log.Debug("tracker still unreachable", "url", m.c.URL(), "err", err)
+		m.log.Debug("tracker still failing", "url", m.c.URL(), "err", err)
 	case connected && wasDown:
-		m.log.Info("tracker reachable again", "url", m.c.URL())
+		m.log.Info("tracker answers again", "url", m.c.URL())
 	}
 	m.notify()
 }

@@ -161,10 +161,10 @@ func TestMirrorReportsDownOnce(t *testing.T) {
 	// The mirror may hold the tracker's state a moment before it records
 	// the connection (and logs the recovery): wait for the report.
 	waitFor(t, "the recovery report", 5*time.Second, func() bool {
-		return strings.Contains(logs.String(), "tracker reachable again")
+		return strings.Contains(logs.String(), "tracker answers again")
 	})
 	out := logs.String()
-	if n := strings.Count(out, "tracker unreachable"); n != 1 {
+	if n := strings.Count(out, "tracker failed"); n != 1 {
 		t.Errorf("down reported %d times, want once:\n%s", n, out)
 	}
 	if !strings.Contains(out, addr) || !strings.Contains(out, "connection refused") {

@@ -114,9 +114,11 @@ func (e *PoolError) Unwrap() []error {
 	return out
 }
 
-// Pool asks several trackers at once. A tracker that fails is reported
-// once, at warning level with its URL and the reason, and again only
-// when it is back; it never delays the others beyond its own timeout.
+// Pool asks several trackers at once. A tracker that fails is named, with
+// the reason, in the *PoolError of the request, for the caller to report
+// (the pool itself logs changes of a tracker's state at debug level
+// only, and its return at info level, so that a failure is not reported
+// twice); it never delays the others beyond its own timeout.
 type Pool struct {
 	clients []*Client
 	log     *slog.Logger
@@ -139,7 +141,10 @@ func NewPool(targets []Target, opts ClientOptions) (*Pool, error) {
 	for _, t := range targets {
 		o := opts
 		if t.Token != "" {
-			o.Token = t.Token
+			o.Token, o.TokenSource = t.Token, "this tracker's own token"
+			if t.TokenFile != "" {
+				o.TokenSource = "#token-file=" + t.TokenFile
+			}
 		}
 		c, err := NewClient(t.URL, o)
 		if err != nil {
@@ -163,13 +168,14 @@ func (p *Pool) note(c *Client, err error) {
 	was := p.down[c.URL()]
 	p.down[c.URL()] = err != nil
 	p.mu.Unlock()
+	// The failure itself is the caller's to report (PoolError).
 	switch {
 	case err != nil && !was:
-		p.log.Warn("tracker unreachable", "url", c.URL(), "err", err)
+		p.log.Debug("tracker failed", "url", c.URL(), "err", err)
 	case err != nil:
-		p.log.Debug("tracker still unreachable", "url", c.URL(), "err", err)
+		p.log.Debug("tracker still failing", "url", c.URL(), "err", err)
 	case was:
-		p.log.Info("tracker reachable again", "url", c.URL())
+		p.log.Info("tracker answers again", "url", c.URL())
 	}
 }
 

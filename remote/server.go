@@ -210,6 +210,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(rw, http.StatusUnauthorized, "missing or wrong bearer token", false)
 		return
 	}
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		// What the mux would answer in text: JSON, as every error.
+		if endpoint != "other" {
+			rw.Header().Set("Allow", "GET, HEAD")
+			writeError(rw, http.StatusMethodNotAllowed, fmt.Sprintf("method not allowed: %s takes GET, not %s", r.URL.Path, r.Method), false)
+			return
+		}
+		writeError(rw, http.StatusNotFound, fmt.Sprintf("not found: %s (endpoints: /v1/bindings, /v1/history, /v1/events, /healthz, /metrics)", r.URL.Path), false)
+		return
+	}
 	s.mux.ServeHTTP(rw, r)
 }
 

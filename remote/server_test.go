@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -259,12 +260,26 @@ func TestAuth(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("lower-case scheme: %d", resp.StatusCode)
 	}
-	// The client reports 401 as ErrUnauthorized.
-	c := newClient(t, ts.URL, ClientOptions{Token: "wrong"})
-	if _, err := c.Bindings(context.Background()); !errors.Is(err, ErrUnauthorized) {
-		t.Errorf("client with a wrong token: %v, want ErrUnauthorized", err)
+	// The client reports 401 as ErrUnauthorized, saying whether a token
+	// was sent and where it came from (and no flag it was not given by).
+	for _, tc := range []struct {
+		name string
+		opts ClientOptions
+		want string
+	}{
+		{"wrong token", ClientOptions{Token: "wrong"}, "unauthorized (HTTP 401): the tracker refused the token"},
+		{"wrong token from the environment", ClientOptions{Token: "wrong", TokenSource: "$NETDUMPER_TOKEN"},
+			"unauthorized (HTTP 401): the tracker refused the token of $NETDUMPER_TOKEN"},
+		{"no token", ClientOptions{}, "unauthorized (HTTP 401): no token was sent, and the tracker requires one"},
+	} {
+		c := newClient(t, ts.URL, tc.opts)
+		_, err := c.Bindings(context.Background())
+		if !errors.Is(err, ErrUnauthorized) || err == nil || !strings.HasSuffix(err.Error(), tc.want) ||
+			strings.Contains(err.Error(), "--token-file") || strings.Contains(err.Error(), "unreachable") {
+			t.Errorf("%s: %v, want ErrUnauthorized ending in %q", tc.name, err, tc.want)
+		}
 	}
-	c = newClient(t, ts.URL, ClientOptions{Token: token})
+	c := newClient(t, ts.URL, ClientOptions{Token: token})
 	if _, err := c.Bindings(context.Background()); err != nil {
 		t.Errorf("client with the token: %v", err)
 	}
@@ -407,6 +422,44 @@ func TestClientURLs(t *testing.T) {
 	c, err := NewClient("https://web1:7701/prefix/", ClientOptions{})
 	if err != nil || c.URL() != "https://web1:7701/prefix" {
 		t.Errorf("NewClient with prefix: %v %v", c, err)
+	}
+}
+
+// TestErrorsAreJSON: an unknown path (404) and a method an endpoint does
+// not take (405) are answered with a JSON error body, as every error.
+func TestErrorsAreJSON(t *testing.T) {
+	tt := webTracker(t, tracker.Options{})
+	ts := startServer(t, ServerOptions{Source: tt})
+	hc := &http.Client{Timeout: 5 * time.Second}
+	defer hc.CloseIdleConnections()
+	for _, tc := range []struct {
+		method, path string
+		code         int
+		want         string
+	}{
+		{http.MethodGet, "/nope", http.StatusNotFound, "not found: /nope"},
+		{http.MethodGet, "/v1/", http.StatusNotFound, "not found: /v1/"},
+		{http.MethodPost, "/v1/bindings", http.StatusMethodNotAllowed, "method not allowed: /v1/bindings takes GET, not POST"},
+		{http.MethodDelete, "/v1/history", http.StatusMethodNotAllowed, "method not allowed"},
+		{http.MethodPut, "/metrics", http.StatusMethodNotAllowed, "method not allowed"},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, ts.URL+tc.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			var eb errorBody
+			if resp.StatusCode != tc.code || resp.Header.Get("Content-Type") != "application/json" ||
+				json.Unmarshal(body, &eb) != nil || !strings.HasPrefix(eb.Error, tc.want) {
+				t.Errorf("= %d %q %s, want %d and a JSON error starting %q", resp.StatusCode, resp.Header.Get("Content-Type"), body, tc.code, tc.want)
+			}
+		})
 	}
 }
 

@@ -51,6 +51,9 @@ others use --token-file (or $` + tokenEnv + `).`,
 }
 
 func runBindings(ctx context.Context, e env, tf *trackerFlags, asJSON bool) error {
+	if err := tf.check(); err != nil {
+		return err
+	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	pool, err := tf.pool(e, log)
 	if err != nil {
@@ -70,11 +73,15 @@ func runBindings(ctx context.Context, e env, tf *trackerFlags, asJSON bool) erro
 		if err != nil && !errors.As(err, &pe) {
 			return err
 		}
-		fetchErr = err
+		// Each tracker that failed is named once, with the reason.
+		fetchErr = reportPoolError(e, err, len(all))
 		for _, v := range all {
 			if v != nil {
 				views = append(views, v)
 			}
+		}
+		if len(views) == 0 {
+			return fetchErr // no table, no document: nothing answered
 		}
 	}
 	if asJSON {
@@ -204,6 +211,9 @@ func parseWhen(flag, s string, now time.Time) (time.Time, error) {
 }
 
 func runExport(ctx context.Context, e env, tf *trackerFlags, state string, from, to time.Time) error {
+	if err := tf.check(); err != nil {
+		return err
+	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	pool, err := tf.pool(e, log)
 	if err != nil {
@@ -215,7 +225,8 @@ func runExport(ctx context.Context, e env, tf *trackerFlags, state string, from,
 		}
 		hosts, err := pool.History(ctx, from, to)
 		if err != nil {
-			return err // all or nothing: a partial export would mislead
+			// All or nothing: a partial export would mislead.
+			return reportPoolError(e, err, len(pool.Clients()))
 		}
 		return tracker.WriteFile(e.stdout, hosts)
 	}
@@ -259,7 +270,7 @@ func daemonClientFor(e env, info tracker.DaemonInfo, tf *trackerFlags, log *slog
 	if err != nil {
 		return nil, err
 	}
-	opts := remote.ClientOptions{Token: tok, Logger: log}
+	opts := remote.ClientOptions{Token: tok, TokenSource: tokenSource("the token file of serve.json,", info.TokenFile), Logger: log}
 	if strings.HasPrefix(info.API, "https:") {
 		if opts.TLS, err = daemonTLS(info.API, info.CertFile, tf, log); err != nil {
 			return nil, err

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -108,6 +109,72 @@ func TestBindingsFromTrackers(t *testing.T) {
 	r = runNetdumper(t, "UTC", "bindings", "--tracker", "web1:7701")
 	if r.code != 2 {
 		t.Errorf("bad URL: exit %d, want 2: %s", r.code, r.stderr)
+	}
+}
+
+// TestBindingsTrackerFailures: each tracker that fails is named once, on
+// its own line, with the right reason (a refused token is not
+// "unreachable", and names where the token came from); when none
+// answers, stdout stays empty.
+func TestBindingsTrackerFailures(t *testing.T) {
+	u1 := serveTracker(t, fakeTracker(t, t.TempDir(), "web1", "sshd"), "tok1")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + ln.Addr().String()
+	ln.Close()
+	wrong := writeToken(t, "wrong")
+	for _, tc := range []struct {
+		name string
+		env  string // $NETDUMPER_TOKEN
+		args []string
+		want []string // one line each, in order, then the summary
+		not  []string
+	}{
+		{"down and no token", "", []string{"--tracker", down, "--tracker", u1},
+			[]string{"tracker " + down + ": dial tcp", "tracker " + u1 + ": unauthorized (HTTP 401): no token was sent, and the tracker requires one"},
+			[]string{"--token-file", "unreachable"}},
+		{"token from the environment", "wrong", []string{"--tracker", u1},
+			[]string{"tracker " + u1 + ": unauthorized (HTTP 401): the tracker refused the token of $NETDUMPER_TOKEN"},
+			[]string{"--token-file", "unreachable"}},
+		{"token file", "", []string{"--tracker", u1, "--token-file", wrong},
+			[]string{"tracker " + u1 + ": unauthorized (HTTP 401): the tracker refused the token of --token-file " + wrong},
+			[]string{"unreachable"}},
+		{"json", "", []string{"--json", "--tracker", down},
+			[]string{"tracker " + down + ": dial tcp"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			getenv := func(k string) string {
+				if k == tokenEnv {
+					return tc.env
+				}
+				return ""
+			}
+			code := run(context.Background(), append([]string{"bindings", "--tracker-timeout", "5s"}, tc.args...),
+				env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, getenv: getenv})
+			if code != exitFailure || stdout.Len() != 0 {
+				t.Errorf("exit %d, stdout %q; want %d and nothing", code, stdout.String(), exitFailure)
+			}
+			lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+			if len(lines) != len(tc.want)+1 {
+				t.Fatalf("stderr has %d lines, want %d:\n%s", len(lines), len(tc.want)+1, stderr.String())
+			}
+			for i, w := range tc.want {
+				if !strings.HasPrefix(lines[i], "netdumper: "+w) {
+					t.Errorf("line %d: %q, want it to start with %q", i+1, lines[i], "netdumper: "+w)
+				}
+			}
+			if sum := fmt.Sprintf("netdumper: %d of %d trackers failed", len(tc.want), len(tc.want)); lines[len(tc.want)] != sum {
+				t.Errorf("last line %q, want %q", lines[len(tc.want)], sum)
+			}
+			for _, n := range tc.not {
+				if strings.Contains(stderr.String(), n) {
+					t.Errorf("stderr mentions %q:\n%s", n, stderr.String())
+				}
+			}
+		})
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"os"
@@ -46,6 +47,7 @@ type enrichOptions struct {
 	services  string
 	wait      time.Duration
 	trackers  trackerFlags
+	log       logFlags
 }
 
 func newEnrichCmd(e env) *cobra.Command {
@@ -71,16 +73,31 @@ file only the history overlapping its time window is used.
 A flow is matched on its source side first, then its destination side:
 exact 5-tuple, then a listener on the exact address, then a wildcard
 listener on an address the host owned, within --tolerance of the flow's
-times. --label fields: ` + enrich.FieldNames + `. Labels are cut to 65
-bytes. Flows nothing matched stay without a username unless --unknown is
-given; it may use {service}, the name of the flow's well-known port. A
-username a record already carries is kept; --overwrite replaces it, but only
-with the label of a binding that matched, never with the --unknown text.
+times.
+
+The --label template may use these fields:
+  ` + enrich.FieldNames + `
+Labels are cut to 65 bytes. Flows nothing matched stay without a username
+unless --unknown is given; it may use {service}, the name of the flow's
+well-known port. A username a record already carries is kept; --overwrite
+replaces it, but only with the label of a binding that matched, never with
+the --unknown text.
+
+-z changes the files' compression; nfdump 1.7.1 (Debian 12's) cannot read
+zstd, so enrich warns when it writes it.
 
 Without --yes, enrich shows what it would do and asks on a terminal (with
---json on stderr, so that stdout carries only the JSON of the real run); with
-no terminal it refuses (exit 2). --dry-run touches nothing. --watch needs --yes
-(a daemon cannot ask for each file) and cannot be combined with --dry-run.
+--json on stderr, so that stdout carries only the JSON of the real run); any
+answer but y or yes changes nothing and exits 1 ("nothing changed"). With no
+terminal it refuses (exit 2). --dry-run touches nothing. --watch needs --yes
+(a daemon cannot ask for each file) and cannot be combined with --dry-run;
+--delay and --since are for --watch only.
+
+Each file's summary ends with its top unmatched endpoints: the host's end of
+the unmatched flows, with their count. An endpoint marked "?" ("local": false
+in JSON) is a guess, the end with the lower port, because no source knew
+which end was the host's. In --json's "written" object, "placeholder" is
+always 0: --unknown labels count as "inserted" or "replaced".
 
 Exit status: 0 all files done, 1 some file failed or some PATH could not be
 searched (each is named with the reason; the others are still done), 2 usage
@@ -100,12 +117,15 @@ error.`,
 			return needInputs(cmd, args)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.check(cmd.Flags().Changed); err != nil {
+				return err
+			}
 			return runEnrich(cmd.Context(), e, &o, args)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.state, "state", defaultStateDir(e), "the local tracker's state `DIR`")
-	f.BoolVar(&o.local, "local", false, "also use the local history when --bindings (or --tracker) is given")
+	f.BoolVar(&o.local, "local", false, "also use the local history when --bindings (or --tracker) is given (needs netdumper serve on this host)")
 	f.StringArrayVar(&o.bindings, "bindings", nil, "bindings `FILE` (JSON of netdumper bindings export); repeatable")
 	f.StringVar(&o.label, "label", "{process}", "label `TEMPLATE` for matched flows")
 	f.StringVar(&o.unknown, "unknown", "", "label `TEXT` for unmatched flows without a username (may use {service}); never replaces one; default: none")
@@ -116,13 +136,14 @@ error.`,
 	f.IntVar(&o.sample, "sample", 20, "records printed per file by --dry-run")
 	f.BoolVar(&o.asJSON, "json", false, "print one JSON summary object per file")
 	f.DurationVar(&o.tolerance, "tolerance", tracker.DefaultTolerance, "clock-skew tolerance around each flow's times")
-	f.StringVarP(&o.compress, "compress", "z", "", "write with this compression (none, lzo, lz4, bz2, zstd); default: keep")
+	f.StringVarP(&o.compress, "compress", "z", "", "write with this compression (none, lzo, lz4, bz2, zstd: nfdump 1.7.1 cannot read it); default: keep")
 	f.StringVar(&o.watch, "watch", "", "keep running: enrich each file nfcapd rotates into `DIR`, once (needs --yes)")
 	f.DurationVar(&o.delay, "delay", 15*time.Second, "with --watch: wait this long after a file rotates")
 	f.DurationVar(&o.since, "since", 24*time.Hour, "with --watch: at start, take files modified this recently (0: all)")
 	f.DurationVar(&o.wait, "wait", 0, "wait this long before starting (from nfcapd -x: let the trackers record the interval's last seconds)")
 	f.StringVar(&o.services, "services", "/etc/services", "services `FILE` for {service} (built-in table when missing)")
 	o.trackers.bind(f)
+	o.log.bind(f, "", " (default: info with --watch, else warn)")
 	return cmd
 }
 
@@ -139,6 +160,9 @@ func parseTemplates(label, unknown string) (l, u *enrich.Template, err error) {
 	}
 	return l, u, nil
 }
+
+// zstdWarning is logged when enrich rewrites files with ZSTD.
+const zstdWarning = "-z zstd: nfdump 1.7.1 (Debian 12's) cannot read zstd files; use lz4, lzo or bz2 where nfdump 1.7 must read them"
 
 // buildJob turns the options into an enrich job.
 func buildJob(e env, o *enrichOptions, log *slog.Logger) (*enrich.Job, error) {
@@ -158,11 +182,14 @@ func buildJob(e env, o *enrichOptions, log *slog.Logger) (*enrich.Job, error) {
 			return nil, usageError{err}
 		}
 		opts.Recompress, opts.Compression = true, c
+		if c == nfcap.CompressZSTD && !o.dryRun {
+			log.Warn(zstdWarning)
+		}
 	}
 	explicit := false
 	for _, b := range o.bindings {
-		src := enrich.NewBindingsFile(b)
-		if err := src.Load(); err != nil {
+		src, err := loadBindings(b)
+		if err != nil {
 			return nil, err
 		}
 		opts.Sources = append(opts.Sources, src)
@@ -180,9 +207,38 @@ func buildJob(e env, o *enrichOptions, log *slog.Logger) (*enrich.Job, error) {
 		if o.state == "" {
 			return nil, usagef("no state directory for the local history: give --state, --bindings or --tracker")
 		}
-		opts.Sources = append(opts.Sources, &enrich.LocalStore{Dir: o.state, Fallback: localDaemonSource(e, &o.trackers)})
+		opts.Sources = append(opts.Sources, &enrich.LocalStore{Dir: o.state, Fallback: localDaemonSource(e, &o.trackers, log)})
 	}
 	return enrich.NewJob(opts)
+}
+
+// loadBindings reads the --bindings file path. Its errors name the flag
+// and the file once ("--bindings F: is a directory", "--bindings
+// F:3: ..."): the file system's errors, which name it again, are cut to
+// their cause.
+func loadBindings(path string) (*enrich.BindingsFile, error) {
+	fail := func(err error) error {
+		var pe *fs.PathError
+		if errors.As(err, &pe) && pe.Path == path {
+			return fmt.Errorf("--bindings %s: %w", path, pe.Err)
+		}
+		if msg := err.Error(); strings.HasPrefix(msg, path+":") {
+			return fmt.Errorf("--bindings %w", err) // names the file and line
+		}
+		return fmt.Errorf("--bindings %s: %w", path, err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fail(err)
+	}
+	if fi.IsDir() {
+		return nil, fmt.Errorf("--bindings %s: is a directory; want a bindings file (the JSON of netdumper bindings export)", path)
+	}
+	src := enrich.NewBindingsFile(path)
+	if err := src.Load(); err != nil {
+		return nil, fail(err)
+	}
+	return src, nil
 }
 
 // defaultStateDir is the state directory serve and enrich share by
@@ -200,8 +256,31 @@ func isTerminal(r any) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// check rejects combinations of flags that cannot work together.
-func (o *enrichOptions) check() error {
+// check rejects flag values out of range, flags given where they mean
+// nothing (changed tells which flags were given) and combinations of
+// flags that cannot work together.
+func (o *enrichOptions) check(changed func(name string) bool) error {
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--tolerance", o.tolerance}, {"--wait", o.wait}, {"--delay", o.delay}, {"--since", o.since}} {
+		if err := checkNotNegative(d.flag, d.v); err != nil {
+			return err
+		}
+	}
+	if o.sample < 0 {
+		return usagef("--sample %d: must not be negative", o.sample)
+	}
+	if err := o.trackers.check(); err != nil {
+		return err
+	}
+	if o.watch == "" {
+		for _, f := range []string{"delay", "since"} {
+			if changed(f) {
+				return usagef("--%s is only for --watch", f)
+			}
+		}
+	}
 	if o.watch != "" {
 		if o.dryRun {
 			return usagef("--watch and --dry-run cannot be combined: the watcher rewrites every file it takes (run --dry-run on the files instead)")
@@ -214,8 +293,13 @@ func (o *enrichOptions) check() error {
 }
 
 func runEnrich(ctx context.Context, e env, o *enrichOptions, args []string) error {
-	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if err := o.check(); err != nil {
+	// A daemon (--watch) says what it does; a batch run only what is wrong.
+	level := "warn"
+	if o.watch != "" {
+		level = "info"
+	}
+	log, err := o.log.logger(e.stderr, level)
+	if err != nil {
 		return err
 	}
 	if !o.dryRun && !o.yes && !isTerminal(e.stdin) {
@@ -546,9 +630,8 @@ func runWatch(ctx context.Context, e env, o *enrichOptions, job *enrich.Job, log
 		return err
 	}
 	defer done.Close()
-	info := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	info.Info("watching", "dir", dir, "delay", o.delay, "state", o.state)
-	return job.Watch(ctx, enrich.WatchOptions{Dir: dir, Delay: o.delay, Since: o.since, Done: done, Logger: info,
+	log.Info("watching", "dir", dir, "delay", o.delay, "state", o.state)
+	return job.Watch(ctx, enrich.WatchOptions{Dir: dir, Delay: o.delay, Since: o.since, Done: done, Logger: log,
 		Report: func(s enrich.Summary, err error) {
 			// Watch logs a failure once, with its retry; as in a batch
 			// run, only scripts (--json) also get it as a summary.
@@ -560,9 +643,9 @@ func runWatch(ctx context.Context, e env, o *enrichOptions, job *enrich.Job, log
 
 // localDaemonSource returns how the local store source reaches a running
 // daemon that holds the store: its API, as serve.json describes it, with
-// the TLS flags of tf.
-func localDaemonSource(e env, tf *trackerFlags) func(context.Context, tracker.DaemonInfo) (enrich.Source, error) {
+// the TLS flags of tf, logging to log.
+func localDaemonSource(e env, tf *trackerFlags, log *slog.Logger) func(context.Context, tracker.DaemonInfo) (enrich.Source, error) {
 	return func(_ context.Context, info tracker.DaemonInfo) (enrich.Source, error) {
-		return daemonClientFor(e, info, tf, slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		return daemonClientFor(e, info, tf, log)
 	}
 }

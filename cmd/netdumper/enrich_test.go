@@ -572,9 +572,19 @@ func TestEnrichUnreachableTracker(t *testing.T) {
 			if b, _ := os.ReadFile(file); !bytes.Equal(b, orig) {
 				t.Error("the file was rewritten")
 			}
-			if !strings.Contains(r.stderr, "tracker unreachable") || strings.Contains(r.stderr, "unattributed") ||
+			if strings.Contains(r.stderr, "unattributed") ||
 				!strings.Contains(r.stderr, file) || !strings.Contains(r.stderr, "tracker "+down+": dial") {
 				t.Errorf("log does not say that the tracker is down and the file failed:\n%s", r.stderr)
+			}
+			// One message per failure: the file's, naming the tracker;
+			// no second report of the same failure by the pool.
+			if strings.Contains(r.stderr, `msg="tracker`) || strings.Contains(r.stderr, "unreachable") {
+				t.Errorf("the tracker's failure is reported twice:\n%s", r.stderr)
+			}
+			if !tc.retry {
+				if n := strings.Count(r.stderr, "tracker "+down+":"); n != 1 {
+					t.Errorf("the tracker's failure is named %d times, want once:\n%s", n, r.stderr)
+				}
 			}
 			if tc.retry && !strings.Contains(r.stderr, "will retry") {
 				t.Errorf("the watcher does not retry:\n%s", r.stderr)
@@ -639,5 +649,146 @@ func TestEnrichSkipsUnreadableEntry(t *testing.T) {
 	}
 	if len(paths) != 2 || !slices.Contains(paths, dangling) || !slices.Contains(paths, file) {
 		t.Errorf("JSON objects for %v, want one for %s and one for %s", paths, file, dangling)
+	}
+}
+
+// TestEnrichBadFlagValues: a flag value out of range, and a --watch-only
+// flag without --watch, is a usage error (exit 2) naming the flag, found
+// before any file is read or written.
+func TestEnrichBadFlagValues(t *testing.T) {
+	_, file, bindings, _ := enrichSetup(t)
+	orig, _ := os.ReadFile(file)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--tolerance", "-5s"}, "--tolerance -5s"},
+		{[]string{"--wait", "-1s"}, "--wait -1s"},
+		{[]string{"--tracker-timeout", "0s"}, "--tracker-timeout 0s"},
+		{[]string{"--tracker-timeout", "-1s"}, "--tracker-timeout -1s"},
+		{[]string{"--sample", "-1", "--dry-run"}, "--sample -1"},
+		{[]string{"--delay", "5s"}, "--delay is only for --watch"},
+		{[]string{"--since", "1h"}, "--since is only for --watch"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			args := append([]string{"enrich", "--yes", "--state", t.TempDir(), "--bindings", bindings}, tc.args...)
+			r := runNetdumper(t, "UTC", append(args, file)...)
+			if r.code != exitUsage || !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("exit %d, want %d with %q; stderr %q", r.code, exitUsage, tc.want, r.stderr)
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout %q, want none", r.stdout)
+			}
+			if b, _ := os.ReadFile(file); !bytes.Equal(b, orig) {
+				t.Error("the file was rewritten")
+			}
+		})
+	}
+	// With --watch, --delay and --since are taken (a negative one is not).
+	dir := t.TempDir()
+	r := runNetdumperIn(t, strings.NewReader(""), 300*time.Millisecond, "enrich", "--yes", "--state", t.TempDir(),
+		"--bindings", bindings, "--watch", dir, "--delay", "1s", "--since", "1h")
+	if r.code != exitOK {
+		t.Errorf("--watch with --delay and --since: exit %d; stderr %q", r.code, r.stderr)
+	}
+	r = runNetdumperIn(t, strings.NewReader(""), 5*time.Second, "enrich", "--yes", "--state", t.TempDir(), "--bindings", bindings, "--watch", dir, "--delay", "-1s")
+	if r.code != exitUsage || !strings.Contains(r.stderr, "--delay -1s") {
+		t.Errorf("--delay -1s: exit %d; stderr %q", r.code, r.stderr)
+	}
+}
+
+// TestEnrichBindingsErrors: a --bindings file that cannot be used is
+// named once, with the flag, and the reason said once.
+func TestEnrichBindingsErrors(t *testing.T) {
+	_, file, _, _ := enrichSetup(t)
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.json")
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte("{\n"), 0o644)
+	for _, tc := range []struct {
+		name, path, want string
+	}{
+		{"directory", dir, "netdumper: --bindings " + dir + ": is a directory; want a bindings file"},
+		{"missing", missing, "netdumper: --bindings " + missing + ": no such file or directory\n"},
+		{"malformed", bad, "netdumper: --bindings " + bad + ":2: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runNetdumper(t, "UTC", "enrich", "--yes", "--bindings", tc.path, file)
+			if r.code != exitFailure || !strings.HasPrefix(r.stderr, tc.want) || strings.Count(r.stderr, tc.path) != 1 {
+				t.Errorf("exit %d, stderr %q; want %d, starting %q and naming the file once", r.code, r.stderr, exitFailure, tc.want)
+			}
+		})
+	}
+}
+
+// TestNeedInputsNamesArgument: a command run without its arguments says
+// what it needs as its usage line names it.
+func TestNeedInputsNamesArgument(t *testing.T) {
+	for _, tc := range []struct{ cmd, want string }{
+		{"enrich", "enrich needs at least one PATH;"},
+		{"show", "show needs at least one FILE|DIR;"},
+		{"inspect", "inspect needs at least one FILE;"},
+	} {
+		r := runNetdumper(t, "UTC", tc.cmd)
+		if r.code != exitUsage || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%s: exit %d, stderr %q; want %d and %q", tc.cmd, r.code, r.stderr, exitUsage, tc.want)
+		}
+	}
+}
+
+// TestEnrichWarnsZstd: rewriting with zstd, which nfdump 1.7.1 cannot
+// read, is warned about on stderr; other compressions and dry runs are not.
+func TestEnrichWarnsZstd(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		warn bool
+	}{
+		{[]string{"--yes", "-z", "zstd"}, true},
+		{[]string{"--yes", "--compress", "zstd", "--json"}, true},
+		{[]string{"--yes", "-z", "lz4"}, false},
+		{[]string{"--dry-run", "-z", "zstd"}, false},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			_, file, bindings, _ := enrichSetup(t)
+			args := append([]string{"enrich", "--bindings", bindings}, tc.args...)
+			r := runNetdumper(t, "UTC", append(args, file)...)
+			if r.code != exitOK {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			if got := strings.Contains(r.stderr, "nfdump 1.7.1 (Debian 12's) cannot read zstd files"); got != tc.warn {
+				t.Errorf("warned %v, want %v; stderr %q", got, tc.warn, r.stderr)
+			}
+			if strings.Contains(r.stdout, "cannot read zstd") {
+				t.Errorf("the warning reached stdout: %q", r.stdout)
+			}
+		})
+	}
+}
+
+// TestEnrichLogFlags: enrich takes serve's --log-format and --log-level;
+// --watch logs at info by default, as serve does.
+func TestEnrichLogFlags(t *testing.T) {
+	_, file, bindings, _ := enrichSetup(t)
+	watch := func(extra ...string) result {
+		args := append([]string{"enrich", "--yes", "--state", t.TempDir(), "--bindings", bindings, "--watch", t.TempDir()}, extra...)
+		return runNetdumperIn(t, strings.NewReader(""), 300*time.Millisecond, args...)
+	}
+	r := watch("--log-format", "json")
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	var first struct{ Level, Msg string }
+	if r.code != exitOK || json.Unmarshal([]byte(lines[0]), &first) != nil || first.Level != "INFO" || first.Msg != "watching" {
+		t.Errorf("--watch --log-format json: exit %d, stderr %q; want a JSON info line saying watching", r.code, r.stderr)
+	}
+	if r := watch("--log-level", "warn"); r.code != exitOK || strings.Contains(r.stderr, "watching") {
+		t.Errorf("--watch --log-level warn: exit %d, stderr %q; want no info line", r.code, r.stderr)
+	}
+	if r := watch(); r.code != exitOK || !strings.Contains(r.stderr, "level=INFO msg=watching") {
+		t.Errorf("--watch: exit %d, stderr %q; want a text info line", r.code, r.stderr)
+	}
+	for _, bad := range [][]string{{"--log-format", "xml"}, {"--log-level", "loud"}} {
+		r := runNetdumper(t, "UTC", append([]string{"enrich", "--yes", "--bindings", bindings}, append(bad, file)...)...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, bad[0]+" ") {
+			t.Errorf("%v: exit %d, stderr %q; want %d naming %s", bad, r.code, r.stderr, exitUsage, bad[0])
+		}
 	}
 }

@@ -20,8 +20,8 @@ import (
 func newInspectCmd(e env) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "inspect [--json] FILE...",
-		Short: "Describe nfdump files: layout, compression, blocks, records, counters",
+		Use:   "inspect [flags] FILE...",
+		Short: "Describe nfdump files: layout, compression, blocks, records",
 		Long: `inspect reads nfdump files (layout 2) and reports, for each file: the
 layout and compression, the creation time, the ident, the number of blocks
 (data and appendix), the number of records of each type, the first and last
@@ -32,8 +32,10 @@ a username.
 The counters are also recounted from the flow records; a stat record that
 disagrees with them is pointed out.
 
-With --json each file is one JSON object on its own line. Exit status: 0 when
-every file was read completely, 1 otherwise, 2 for a usage error.`,
+With --json each file is one JSON object on its own line; a file that could
+not be read completely has an "error" key (one that could not be opened at
+all has only "file" and "error"). Exit status: 0 when every file was read
+completely, 1 otherwise, 2 for a usage error.`,
 		Args: needInputs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runInspect(cmd.Context(), e, asJSON, args)
@@ -126,6 +128,13 @@ type fileReport struct {
 	Error         string `json:"error,omitempty"`
 }
 
+// unreadableReport is inspect --json's object for a file it could not
+// open or whose header it could not read.
+type unreadableReport struct {
+	File  string `json:"file"`
+	Error string `json:"error"`
+}
+
 // recordTypeNames names the record types of nfdump 1.7.1 (src/lib/id.h).
 var recordTypeNames = map[uint16]string{
 	nfcap.RecordTypeCommonV0:     "common_v0",
@@ -168,16 +177,23 @@ func runInspect(ctx context.Context, e env, asJSON bool, args []string) error {
 			return err
 		}
 		rep, err := inspectFile(ctx, name, loc)
+		var out any = rep
 		if err != nil {
 			failed++
 			fmt.Fprintf(e.stderr, "netdumper: %v\n", err)
 			if rep == nil {
-				continue
+				if !asJSON {
+					continue
+				}
+				// A file that cannot be opened still gets its object,
+				// as with enrich --json: the file and the error only.
+				out = unreadableReport{File: name, Error: err.Error()}
+			} else {
+				rep.Error = err.Error()
 			}
-			rep.Error = err.Error()
 		}
 		if asJSON {
-			b, err := json.Marshal(rep)
+			b, err := json.Marshal(out)
 			if err != nil {
 				return err
 			}
@@ -337,7 +353,16 @@ func printReport(w io.Writer, rep *fileReport, loc *time.Location) error {
 	} else {
 		p("Ident", "(none)")
 	}
-	p("Blocks", "%d (%d data, %d appendix)", rep.Blocks, rep.DataBlocks, rep.AppendixBlocks)
+	switch {
+	case rep.Blocks == int(rep.DataBlocks)+int(rep.AppendixBlocks):
+		p("Blocks", "%d (%d data, %d appendix)", rep.Blocks, rep.DataBlocks, rep.AppendixBlocks)
+	case rep.Error != "":
+		// The read stopped early: what was read is not what the header
+		// announces.
+		p("Blocks", "%d read before the error (the header announces %d data, %d appendix)", rep.Blocks, rep.DataBlocks, rep.AppendixBlocks)
+	default:
+		p("Blocks", "%d (the header announces %d data, %d appendix)", rep.Blocks, rep.DataBlocks, rep.AppendixBlocks)
+	}
 	if len(rep.BlockTypes) > 1 || rep.BlockTypes["3"] != rep.Blocks {
 		p("Block types", "%s", sortedCounts(rep.BlockTypes))
 	}

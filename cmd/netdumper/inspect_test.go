@@ -3,11 +3,14 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/netdumper/netdumper/internal/fixtures"
 )
 
 // keyValues parses "Key : value" / "Key: value" lines.
@@ -132,14 +135,48 @@ func TestInspectSeveral(t *testing.T) {
 	if got.code != 1 || !strings.Contains(got.stderr, "nosuch.nf") {
 		t.Errorf("exit %d, stderr %q; want 1 naming nosuch.nf", got.code, got.stderr)
 	}
+	// One object per file, the bad one's with its error only (as enrich
+	// --json prints failures).
 	lines := strings.Split(strings.TrimSuffix(got.stdout, "\n"), "\n")
-	if len(lines) != 2 {
-		t.Fatalf("%d JSON lines, want 2:\n%s", len(lines), got.stdout)
+	if len(lines) != 3 {
+		t.Fatalf("%d JSON lines, want 3:\n%s", len(lines), got.stdout)
 	}
 	for i, l := range lines {
 		var rep fileReport
-		if err := json.Unmarshal([]byte(l), &rep); err != nil || rep.File != []string{files[0], files[1]}[i] {
+		if err := json.Unmarshal([]byte(l), &rep); err != nil || rep.File != []string{files[0], bad, files[1]}[i] {
 			t.Errorf("line %d: %v, file %q", i, err, rep.File)
 		}
+		if (rep.Error != "") != (i == 1) {
+			t.Errorf("line %d: error %q", i, rep.Error)
+		}
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(lines[1]), &m); err != nil || len(m) != 2 || !strings.Contains(m["error"].(string), "no such file") {
+		t.Errorf("the unreadable file's object %s, want only file and error", lines[1])
+	}
+}
+
+// TestInspectCorruptBlocks: for a file whose read stops at a corrupt
+// block, the block count says what was read and what the header
+// announces, rather than a total smaller than its parts.
+func TestInspectCorruptBlocks(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(fixtures.Dir(t), "v9-multiblock.lzo.nf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 2000; i < 2010; i++ {
+		b[i] = 0xff // inside the first data block
+	}
+	path := filepath.Join(t.TempDir(), "nfcapd.202311142210")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runNetdumper(t, "UTC", "inspect", path)
+	kv := keyValues(r.stdout)
+	if r.code != exitFailure || kv["Error"] == "" {
+		t.Fatalf("exit %d, want %d with an Error line:\n%s%s", r.code, exitFailure, r.stdout, r.stderr)
+	}
+	if want := "1 read before the error (the header announces 2 data, 1 appendix)"; kv["Blocks"] != want {
+		t.Errorf("Blocks: %q, want %q", kv["Blocks"], want)
 	}
 }

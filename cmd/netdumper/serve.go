@@ -29,8 +29,7 @@ type serveOptions struct {
 	tlsKey      string
 	tlsClientCA string
 	maxStreams  int
-	logFormat   string
-	logLevel    string
+	log         logFlags
 }
 
 func newServeCmd(e env) *cobra.Command {
@@ -63,7 +62,8 @@ instead, --source poll does not try.
 While it runs, serve holds the state directory's lock and records how to
 reach it in serve.json there (with absolute paths of the token file and the
 certificate), so that enrich and "bindings export" on this host ask it
-instead; over HTTPS they trust exactly that certificate. SIGINT or SIGTERM stop it cleanly.`,
+instead; over HTTPS they trust exactly that certificate. SIGINT or SIGTERM
+stop it cleanly.`,
 		Example: `  netdumper serve
   netdumper serve --listen 0.0.0.0:7701 --token-file /etc/netdumper/token \
       --tls-cert /etc/netdumper/tls.crt --tls-key /etc/netdumper/tls.key`,
@@ -85,13 +85,12 @@ instead; over HTTPS they trust exactly that certificate. SIGINT or SIGTERM stop 
 	f.StringVar(&o.tlsKey, "tls-key", "", "the certificate's key `FILE` (PEM)")
 	f.StringVar(&o.tlsClientCA, "tls-client-ca", "", "require client certificates signed by a CA of this `FILE` (PEM)")
 	f.IntVar(&o.maxStreams, "max-streams", remote.DefaultMaxStreams, "maximum concurrent event streams")
-	f.StringVar(&o.logFormat, "log-format", "text", "log format on stderr: text or json")
-	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	o.log.bind(f, "info", "")
 	return cmd
 }
 
 func runServe(ctx context.Context, e env, o *serveOptions) error {
-	log, err := newLogger(e.stderr, o.logFormat, o.logLevel)
+	log, err := o.log.logger(e.stderr, "info")
 	if err != nil {
 		return err
 	}
@@ -99,16 +98,19 @@ func runServe(ctx context.Context, e env, o *serveOptions) error {
 		return usagef("no state directory: give --state")
 	}
 	// The flags first, before anything is opened, attached or created.
-	if o.interval < tracker.MinInterval {
-		return usagef("--interval %v: at least %v", o.interval, tracker.MinInterval)
+	if err := checkInterval("--interval", o.interval); err != nil {
+		return err
 	}
 	if o.retention < tracker.MinRetention {
 		return usagef("--retention %v: at least %v", o.retention, tracker.MinRetention)
 	}
 	if o.listen != "" {
-		if _, port, err := net.SplitHostPort(o.listen); err != nil || port == "" {
-			return usagef("--listen %q: want HOST:PORT, like 127.0.0.1:7701 or [::]:7701", o.listen)
+		if err := checkListen("--listen", o.listen); err != nil {
+			return err
 		}
+	}
+	if o.maxStreams <= 0 {
+		return usagef("--max-streams %d: want at least 1", o.maxStreams)
 	}
 	token, err := defaultToken(e, o.tokenFile)
 	if err != nil {

@@ -207,9 +207,14 @@ func TestServeBadFlags(t *testing.T) {
 		{[]string{"--interval", "10ms"}, "--interval"},
 		{[]string{"--retention", "30s"}, "--retention"},
 		{[]string{"--listen", "nonsense"}, "HOST:PORT"},
+		{[]string{"--listen", "127.0.0.1:99999"}, "--listen \"127.0.0.1:99999\": port"},
+		{[]string{"--listen", "127.0.0.1:-1"}, "--listen"},
+		{[]string{"--max-streams", "0"}, "--max-streams 0"},
+		{[]string{"--max-streams", "-3"}, "--max-streams -3"},
 	} {
 		state := filepath.Join(t.TempDir(), "state")
-		r := runNetdumper(t, "UTC", append([]string{"serve", "--state", state, "--source", "poll"}, tc.args...)...)
+		// Bounded: without the check, serve would run.
+		r := runNetdumperIn(t, strings.NewReader(""), 5*time.Second, append([]string{"serve", "--state", state, "--source", "poll"}, tc.args...)...)
 		if r.code != exitUsage || !strings.Contains(r.stderr, tc.want) {
 			t.Errorf("serve %v: exit %d, want %d naming %s; stderr %q", tc.args, r.code, exitUsage, tc.want, r.stderr)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -27,7 +28,7 @@ type showOptions struct {
 func newShowCmd(e env) *cobra.Command {
 	var o showOptions
 	cmd := &cobra.Command{
-		Use:   "show [-o FORMAT] [-q] [-N] FILE|DIR...",
+		Use:   "show [flags] FILE|DIR...",
 		Short: "Print the flows of nfdump files as nfdump does",
 		Long: `show prints the flow records of nfdump files (layout 2, any compression)
 the way nfdump 1.7.1 prints them with -o FORMAT.
@@ -64,10 +65,15 @@ Exit status: 0 when every file was read, 1 when a file could not be read
 	return cmd
 }
 
-// needInputs requires at least one file argument.
+// needInputs requires at least one argument, named as the command's
+// usage line names it (its last word: "PATH...", "FILE|DIR...").
 func needInputs(cmd *cobra.Command, args []string) error {
 	if len(args) == 0 {
-		return usagef("%s needs at least one FILE; see %s --help", cmd.Name(), cmd.CommandPath())
+		what := "FILE"
+		if f := strings.Fields(cmd.Use); len(f) > 1 {
+			what = strings.TrimSuffix(f[len(f)-1], "...")
+		}
+		return usagef("%s needs at least one %s; see %s --help", cmd.Name(), what, cmd.CommandPath())
 	}
 	return nil
 }

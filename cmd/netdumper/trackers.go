@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -34,6 +36,11 @@ func (t *trackerFlags) bind(f *pflag.FlagSet) {
 	f.DurationVar(&t.timeout, "tracker-timeout", remote.DefaultTimeout, "wait at most this long for a tracker's answer")
 }
 
+// check checks the values of the flags.
+func (t *trackerFlags) check() error {
+	return checkPositive("--tracker-timeout", t.timeout)
+}
+
 // defaultToken is the --token-file's token, else the environment's.
 func defaultToken(e env, tokenFile string) (string, error) {
 	if tokenFile != "" {
@@ -42,13 +49,22 @@ func defaultToken(e env, tokenFile string) (string, error) {
 	return strings.TrimSpace(e.getenv(tokenEnv)), nil
 }
 
+// tokenSource names where defaultToken took its token from, for the
+// error of a refused one; flag is how the token file was given.
+func tokenSource(flag, tokenFile string) string {
+	if tokenFile != "" {
+		return flag + " " + tokenFile
+	}
+	return "$" + tokenEnv
+}
+
 // clientOptions builds the client options shared by all trackers.
 func (t *trackerFlags) clientOptions(e env, log *slog.Logger) (remote.ClientOptions, error) {
 	tok, err := defaultToken(e, t.tokenFile)
 	if err != nil {
 		return remote.ClientOptions{}, err
 	}
-	o := remote.ClientOptions{Token: tok, Timeout: t.timeout, Logger: log}
+	o := remote.ClientOptions{Token: tok, TokenSource: tokenSource("--token-file", t.tokenFile), Timeout: t.timeout, Logger: log}
 	if t.tlsCA != "" || t.tlsCert != "" || t.tlsKey != "" {
 		cfg, err := remote.ClientTLSConfig(t.tlsCA, t.tlsCert, t.tlsKey)
 		if err != nil {
@@ -84,6 +100,43 @@ func (t *trackerFlags) pool(e env, log *slog.Logger) (*remote.Pool, error) {
 		return nil, usageError{err}
 	}
 	return p, nil
+}
+
+// reportPoolError reports each tracker that failed on its own line of
+// stderr, and returns the error that ends the command: err itself unless
+// it is a *remote.PoolError, else one saying how many of total failed.
+func reportPoolError(e env, err error, total int) error {
+	var pe *remote.PoolError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	for _, f := range pe.Failed {
+		fmt.Fprintf(e.stderr, "netdumper: %v\n", f)
+	}
+	return exitCodeError{code: exitFailure, err: fmt.Errorf("%d of %d trackers failed", len(pe.Failed), total)}
+}
+
+// logFlags are the --log-format and --log-level flags of the commands
+// that run as daemons (serve, enrich --watch).
+type logFlags struct {
+	format, level string
+}
+
+// bind adds the flags to f; level is --log-level's default ("" when the
+// command picks one, said in levelHelp).
+func (l *logFlags) bind(f *pflag.FlagSet, level, levelHelp string) {
+	f.StringVar(&l.format, "log-format", "text", "log format on stderr: text or json")
+	f.StringVar(&l.level, "log-level", level, "log level: debug, info, warn or error"+levelHelp)
+}
+
+// logger returns the logger the flags ask for, writing to w; def is the
+// level when --log-level is empty.
+func (l *logFlags) logger(w io.Writer, def string) (*slog.Logger, error) {
+	level := l.level
+	if level == "" {
+		level = def
+	}
+	return newLogger(w, l.format, level)
 }
 
 // newLogger returns a logger writing text or JSON to w at level.

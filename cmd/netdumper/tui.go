@@ -52,7 +52,7 @@ type tuiOptions struct {
 func newTUICmd(e env) *cobra.Command {
 	var o tuiOptions
 	cmd := &cobra.Command{
-		Use:   "tui [--dir DIR] [--bindings FILE...] [--label TEMPLATE] [--unknown TEXT] [--overwrite]",
+		Use:   "tui [flags]",
 		Short: "Watch live bindings, browse flow files, preview and commit labels",
 		Long: `tui is the terminal interface: a live table of the host's sockets and their
 processes (Bindings), the nfcapd files of a directory (Files), a file's
@@ -102,7 +102,7 @@ and NO_COLOR. Press ? in the TUI for the keys.`,
 	f.DurationVar(&o.tolerance, "tolerance", tracker.DefaultTolerance, "clock-skew tolerance around each flow's times")
 	f.StringVar(&o.services, "services", "/etc/services", "services `FILE` for {service} (built-in table when missing)")
 	f.StringVar(&o.logFile, "log", "", "log `FILE` (default: netdumper/tui.log in the user's cache directory)")
-	f.DurationVar(&o.interval, "interval", tracker.DefaultInterval, "scan interval of the embedded tracker")
+	f.DurationVar(&o.interval, "interval", tracker.DefaultInterval, "scan interval of the embedded tracker (at least 100ms, as serve's)")
 	f.StringVar(&o.source, "source", tracker.EventsAuto, "socket events of the embedded tracker besides its scans: auto, ebpf or poll (as serve --source)")
 	f.BoolVar(&o.noTracker, "no-tracker", false, "do not run the embedded tracker (no live bindings)")
 	return cmd
@@ -221,13 +221,23 @@ func startEmbedded(o *tuiOptions, log *slog.Logger) (*embedded, error) {
 }
 
 func runTUI(ctx context.Context, e env, o *tuiOptions) error {
-	if !isTerminal(e.stdin) || !isTerminal(e.stdout) {
-		return usagef("tui needs a terminal (for scripts use show, enrich --dry-run or bindings)")
-	}
+	// The flags first: a bad value is a usage error wherever it runs.
 	switch o.source {
 	case tracker.EventsAuto, tracker.EventsEBPF, tracker.EventsPoll:
 	default:
 		return usagef("--source %q: want auto, ebpf or poll", o.source)
+	}
+	if err := checkInterval("--interval", o.interval); err != nil {
+		return err
+	}
+	if err := checkNotNegative("--tolerance", o.tolerance); err != nil {
+		return err
+	}
+	if err := o.trackers.check(); err != nil {
+		return err
+	}
+	if !isTerminal(e.stdin) || !isTerminal(e.stdout) {
+		return usagef("tui needs a terminal (for scripts use show, enrich --dry-run or bindings)")
 	}
 	label, unknown, err := parseTemplates(o.label, o.unknown)
 	if err != nil {
@@ -274,8 +284,8 @@ func runTUI(ctx context.Context, e env, o *tuiOptions) error {
 		}
 	}
 	for _, b := range bindings {
-		src := enrich.NewBindingsFile(b)
-		if err := src.Load(); err != nil {
+		src, err := loadBindings(b)
+		if err != nil {
 			return err
 		}
 		eo.Sources = append(eo.Sources, src)

@@ -58,6 +58,11 @@ func TestTUIUsage(t *testing.T) {
 		{[]string{"tui"}, "tui needs a terminal"},
 		{[]string{"tui", "extra"}, "unknown command"},
 		{[]string{"tui", "--nope"}, "unknown flag"},
+		// Flag values are checked before the terminal, and as serve checks
+		// them.
+		{[]string{"tui", "--interval", "1ms"}, "--interval 1ms: at least 100ms"},
+		{[]string{"tui", "--tolerance", "-1s"}, "--tolerance -1s"},
+		{[]string{"tui", "--tracker-timeout", "0s"}, "--tracker-timeout 0s"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var out, errb bytes.Buffer
