@@ -35,5 +35,5 @@
 // the sentinel errors (ErrBadMagic, ErrTruncated, ErrCorrupt, ...).
 //
 // Layout 1 (nfdump 1.6) files are recognised and refused with
-// ErrLegacyLayout; convert them with `nfdump -r OLD -w NEW`.
+// ErrLegacyLayout, with the nfdump command that converts the file.
 package nfcap

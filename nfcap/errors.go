@@ -12,7 +12,8 @@ var (
 	// ErrBadMagic means the file does not start with the nfdump magic 0xA50C.
 	ErrBadMagic = errors.New("not an nfdump file (bad magic)")
 	// ErrLegacyLayout means the file is an nfdump 1.6 (layout 1) file.
-	ErrLegacyLayout = errors.New("nfdump 1.6 file (layout 1) is not supported; convert it with: nfdump -r OLD -w NEW")
+	// The reader's error adds the command that converts the file.
+	ErrLegacyLayout = errors.New("nfdump 1.6 file (layout 1) is not supported")
 	// ErrUnsupportedLayout means the layout version is neither 1 nor 2.
 	ErrUnsupportedLayout = errors.New("unsupported nfdump layout version")
 	// ErrEncrypted means the header announces encryption, which nfdump never implemented.
@@ -74,6 +75,25 @@ func (e *FormatError) Error() string {
 func (e *FormatError) Unwrap() error { return e.Err }
 
 // errf builds an error that wraps sentinel with a formatted explanation.
+// legacyLayoutError is ErrLegacyLayout with the nfdump command that
+// converts the file named name (in place) to the current layout.
+func legacyLayoutError(name string) error {
+	if name == "" {
+		return fmt.Errorf("%w; convert it with: nfdump -r OLD -w NEW", ErrLegacyLayout)
+	}
+	q, tmp := shellQuote(name), shellQuote(name+".layout2")
+	return fmt.Errorf("%w; convert it with: nfdump -r %s -w %s && mv %s %s", ErrLegacyLayout, q, tmp, tmp, q)
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but
+// letters, digits and -_./:+,=@%.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:+,=@%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
 func errf(sentinel error, format string, args ...any) error {
 	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), sentinel)
 }

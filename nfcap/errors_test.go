@@ -52,7 +52,7 @@ func TestBadInput(t *testing.T) {
 		{"bad magic", mut(none, func(b []byte) []byte { b[0] = 0; return b }), nfcap.ErrBadMagic, []string{"file header at offset 0", "magic"}, 0},
 		{"big-endian magic", mut(none, func(b []byte) []byte { b[0], b[1] = 0xa5, 0x0c; return b }), nfcap.ErrBadMagic, []string{"big-endian"}, 0},
 		{"layout 3", mut(none, func(b []byte) []byte { b[2] = 3; return b }), nfcap.ErrUnsupportedLayout, []string{"layout version 3"}, 0},
-		{"layout 1", mut(none, func(b []byte) []byte { b[2] = 1; return b }), nfcap.ErrLegacyLayout, []string{"nfdump -r OLD -w NEW"}, 0},
+		{"layout 1", mut(none, func(b []byte) []byte { b[2] = 1; return b }), nfcap.ErrLegacyLayout, []string{"nfdump -r bad.nf -w bad.nf.layout2 && mv bad.nf.layout2 bad.nf"}, 0},
 		{"two bytes", none[:2], nfcap.ErrTruncated, []string{"too short"}, 0},
 		{"truncated header", none[:20], nfcap.ErrTruncated, []string{"shorter than the 40-byte header"}, 0},
 		{"encrypted", mut(none, func(b []byte) []byte { b[17] = 1; return b }), nfcap.ErrEncrypted, []string{"offset 17"}, 0},

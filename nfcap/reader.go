@@ -213,7 +213,7 @@ func (r *Reader) readHeader() error {
 	case magic != Magic:
 		return r.fmtErr(BlockNone, 0, errf(ErrBadMagic, "magic 0x%04x, want 0x%04x", magic, Magic))
 	case version == LegacyLayoutVersion:
-		return r.fmtErr(BlockNone, 2, ErrLegacyLayout)
+		return r.fmtErr(BlockNone, 2, legacyLayoutError(r.name))
 	case version != LayoutVersion:
 		return r.fmtErr(BlockNone, 2, errf(ErrUnsupportedLayout, "layout version %d", version))
 	}

@@ -224,7 +224,7 @@ func TestLegacyLayoutRefused(t *testing.T) {
 		if !errors.Is(err, nfcap.ErrLegacyLayout) {
 			t.Fatalf("%s: err %v, want ErrLegacyLayout", p, err)
 		}
-		for _, s := range []string{p, "nfdump -r OLD -w NEW", "layout 1"} {
+		for _, s := range []string{p, "convert it with: nfdump -r " + p + " -w " + p + ".layout2 && mv ", "layout 1"} {
 			if !strings.Contains(err.Error(), s) {
 				t.Errorf("error %q does not mention %q", err, s)
 			}

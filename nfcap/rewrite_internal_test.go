@@ -45,3 +45,19 @@ func TestRewriteTinyRecordsMemory(t *testing.T) {
 		t.Errorf("rewriting one 5 MiB block allocated %d MB, want at most %d", alloc>>20, 8*MaxBlockSize>>20)
 	}
 }
+
+// TestShellQuote: the conversion command of a legacy file pastes into a
+// shell whatever the file's name.
+func TestShellQuote(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"/srv/flows/nfcapd.201701221623", "/srv/flows/nfcapd.201701221623"},
+		{"my flows/x", "'my flows/x'"},
+		{"it's", `'it'\''s'`},
+		{"$(rm -rf ~)", "'$(rm -rf ~)'"},
+		{"", "''"},
+	} {
+		if got := shellQuote(tc.in); got != tc.want {
+			t.Errorf("shellQuote(%q) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}

@@ -351,7 +351,7 @@ func TestShowErrors(t *testing.T) {
 			stderr: []string{"nosuch", "no such file"}, stdoutHas: goodOut},
 		{name: "garbage", args: []string{"show", "-q", garbage, good}, code: 1, stderr: []string{"garbage.nf", "magic"}, stdoutHas: goodOut},
 		{name: "truncated", args: []string{"show", "-q", good, truncated}, code: 1, stderr: []string{"truncated.nf"}, stdoutHas: goodOut},
-		{name: "legacy", args: []string{"show", legacy[0]}, code: 1, stderr: []string{filepath.Base(legacy[0]), "nfdump -r OLD -w NEW"}},
+		{name: "legacy", args: []string{"show", legacy[0]}, code: 1, stderr: []string{"nfdump -r " + legacy[0] + " -w "}},
 		{name: "inspect missing", args: []string{"inspect", filepath.Join(dir, "nosuch")}, code: 1, stderr: []string{"nosuch"}},
 		{name: "inspect no args", args: []string{"inspect"}, code: 2},
 	}
