@@ -355,7 +355,7 @@ func ReadFile(r io.Reader, name string) (*File, error) {
 	}
 	head, err := readUpTo(r, size, maxFileObject+1)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
+		return nil, readErr(name, err)
 	}
 	if len(head) <= maxFileObject {
 		if f, ok := readFileFast(head); ok {
@@ -512,6 +512,15 @@ func (d *fileDecoder) errAt(off int64, path string, err error) error {
 	return &FileError{Name: d.name, Line: d.cr.line(off), Path: path, Err: err}
 }
 
+// readErr names the file in a read error, unless the error (an
+// *fs.PathError from reading an *os.File) already does.
+func readErr(name string, err error) error {
+	if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+		return err
+	}
+	return fmt.Errorf("read %s: %w", name, err)
+}
+
 // wrapDecodeErr locates an error of the JSON decoder, which began
 // reading at offset from.
 func (d *fileDecoder) wrapDecodeErr(err error, path string, from int64) error {
@@ -520,7 +529,7 @@ func (d *fileDecoder) wrapDecodeErr(err error, path string, from int64) error {
 	}
 	var rerr *readError
 	if errors.As(err, &rerr) {
-		return fmt.Errorf("read %s: %w", d.name, rerr.err)
+		return readErr(d.name, rerr.err)
 	}
 	if errors.Is(err, errTooLarge) {
 		return d.errAt(d.dec.InputOffset(), path, err)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -345,4 +346,23 @@ func FuzzReadFile(f *testing.F) {
 			t.Fatal("writing is not stable")
 		}
 	})
+}
+
+// TestReadFileReadError: a read error names the file once, whether the
+// error already names it (an *os.File) or not.
+func TestReadFileReadError(t *testing.T) {
+	dir := t.TempDir()
+	f, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	_, err = ReadFile(f, dir)
+	if err == nil || strings.Count(err.Error(), dir) != 1 || !strings.Contains(err.Error(), "is a directory") {
+		t.Errorf("directory: %v, want it named once", err)
+	}
+	_, err = ReadFile(iotest.ErrReader(errors.New("disk on fire")), "bindings.json")
+	if err == nil || err.Error() != "read bindings.json: disk on fire" {
+		t.Errorf("reader error: %v", err)
+	}
 }
