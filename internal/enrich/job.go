@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -223,6 +224,9 @@ func (j *Job) Prepare(ctx context.Context, path string) (*Plan, error) {
 	}
 	for _, src := range j.opts.Sources {
 		if err := src.Add(ctx, ib, from, to); err != nil {
+			if strings.Contains(err.Error(), src.Name()) {
+				return nil, err // names its source already ("tracker URL: ...")
+			}
 			return nil, fmt.Errorf("bindings from %s: %w", src.Name(), err)
 		}
 	}

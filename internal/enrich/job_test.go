@@ -2,13 +2,16 @@ package enrich
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/netdumper/netdumper/internal/fixtures"
 	"github.com/netdumper/netdumper/nfcap"
+	"github.com/netdumper/netdumper/tracker"
 )
 
 func truthBindings(t *testing.T, truth string) (string, []string) {
@@ -300,5 +303,35 @@ func TestPlanFork(t *testing.T) {
 	}
 	if ps, qs := p.Summary(), q.Summary(); ps.Flows != int64(n) || qs.Flows != int64(n)+10 {
 		t.Errorf("plan counted %d flows, fork %d; want %d and %d", ps.Flows, qs.Flows, n, n+10)
+	}
+}
+
+// namedDownSource fails with an error that names it, as the remote
+// client's errors do.
+type namedDownSource struct{ downSource }
+
+func (s namedDownSource) Add(context.Context, *tracker.IndexBuilder, time.Time, time.Time) error {
+	return errors.New("tracker " + s.Name() + ": connection refused")
+}
+
+// TestPrepareNamesSourceOnce: a failing source is named in the error,
+// once.
+func TestPrepareNamesSourceOnce(t *testing.T) {
+	nf := filepath.Join(fixtures.Dir(t), "v9-mixed.lz4.nf")
+	for _, tc := range []struct {
+		src  Source
+		want string
+	}{
+		{downSource{}, "bindings from https://down.example:7701: tracker unreachable"},
+		{namedDownSource{}, "tracker https://down.example:7701: connection refused"},
+	} {
+		job, err := NewJob(Options{Sources: []Source{tc.src}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = job.Prepare(context.Background(), nf)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%T: %v, want %q", tc.src, err, tc.want)
+		}
 	}
 }
