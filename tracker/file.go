@@ -881,10 +881,14 @@ func ParseFileTime(s string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, badf("%q is not an RFC 3339 time", s)
 	}
+	// The range is of the UTC year, the one written back: in its own
+	// offset 2200-12-31T23:30:00-01:00 is in range, but it is written as
+	// 2201-01-01T00:30:00Z, which would then be refused.
+	t = t.UTC()
 	if y := t.Year(); y < 1900 || y > 2200 {
-		return time.Time{}, badf("%q is out of range (years 1900 to 2200)", s)
+		return time.Time{}, badf("%q is out of range (years 1900 to 2200 UTC)", s)
 	}
-	return t.UTC(), nil
+	return t, nil
 }
 
 // FieldError is what is wrong with one field of an address or binding
