@@ -135,7 +135,7 @@ error.`,
 	f.StringVarP(&o.format, "output", "o", defaultShowFormat, "record `FORMAT` for --dry-run, as in show")
 	f.IntVar(&o.sample, "sample", 20, "records printed per file by --dry-run")
 	f.BoolVar(&o.asJSON, "json", false, "print one JSON summary object per file")
-	f.DurationVar(&o.tolerance, "tolerance", tracker.DefaultTolerance, "clock-skew tolerance around each flow's times")
+	f.DurationVar(&o.tolerance, "tolerance", tracker.DefaultTolerance, "clock-skew tolerance around each flow's times (0: none)")
 	f.StringVarP(&o.compress, "compress", "z", "", "write with this compression (none, lzo, lz4, bz2, zstd: nfdump 1.7.1 cannot read it); default: keep")
 	f.StringVar(&o.watch, "watch", "", "keep running: enrich each file nfcapd rotates into `DIR`, once (needs --yes)")
 	f.DurationVar(&o.delay, "delay", 15*time.Second, "with --watch: wait this long after a file rotates")
@@ -175,7 +175,7 @@ func buildJob(e env, o *enrichOptions, log *slog.Logger) (*enrich.Job, error) {
 		return nil, err
 	}
 	opts := enrich.Options{Label: label, Unknown: unknown, Services: svc, Overwrite: o.overwrite,
-		Tolerance: o.tolerance, Logger: log}
+		Tolerance: enrich.ToleranceOption(o.tolerance), Logger: log}
 	if o.compress != "" {
 		c, err := nfcap.ParseCompression(o.compress)
 		if err != nil {

@@ -99,7 +99,7 @@ and NO_COLOR. Press ? in the TUI for the keys.`,
 	f.StringVar(&o.label, "label", "{process}", "label `TEMPLATE` for matched flows")
 	f.StringVar(&o.unknown, "unknown", "", "label `TEXT` for unmatched flows without a username (may use {service}); never replaces one; default: none")
 	f.BoolVar(&o.overwrite, "overwrite", false, "replace usernames records already carry with the label of a match (default: keep them)")
-	f.DurationVar(&o.tolerance, "tolerance", tracker.DefaultTolerance, "clock-skew tolerance around each flow's times")
+	f.DurationVar(&o.tolerance, "tolerance", tracker.DefaultTolerance, "clock-skew tolerance around each flow's times (0: none)")
 	f.StringVar(&o.services, "services", "/etc/services", "services `FILE` for {service} (built-in table when missing)")
 	f.StringVar(&o.logFile, "log", "", "log `FILE` (default: netdumper/tui.log in the user's cache directory)")
 	f.DurationVar(&o.interval, "interval", tracker.DefaultInterval, "scan interval of the embedded tracker (at least 100ms, as serve's)")
@@ -275,7 +275,7 @@ func runTUI(ctx context.Context, e env, o *tuiOptions) error {
 		defer fmt.Fprintf(e.stderr, "netdumper: the sample flows, with any labels you committed, are in %s\n"+
 			"  nfdump -R %s -o \"fmt:%%line %%uname\"\n", tmp, tmp)
 	}
-	eo := enrich.Options{Label: label, Unknown: unknown, Services: svc, Overwrite: o.overwrite, Tolerance: o.tolerance}
+	eo := enrich.Options{Label: label, Unknown: unknown, Services: svc, Overwrite: o.overwrite, Tolerance: enrich.ToleranceOption(o.tolerance)}
 	bindings := o.bindings
 	if len(bindings) == 0 {
 		if p := filepath.Join(dir, sampleBindings); fileExists(p) {

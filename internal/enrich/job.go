@@ -34,7 +34,8 @@ type Options struct {
 	// of a binding that matched (never with the Unknown text).
 	Overwrite bool
 	// Tolerance is the clock-skew tolerance around a flow's times; 0
-	// means tracker.DefaultTolerance.
+	// means tracker.DefaultTolerance, a negative value none (see
+	// ToleranceOption).
 	Tolerance time.Duration
 	// Recompress and Compression choose the output compression; by
 	// default the input's is kept.
@@ -177,6 +178,15 @@ func (p *Plan) newLabeler() *labeler {
 	}
 }
 
+// ToleranceOption turns a tolerance as a user gives it (0: none) into
+// Options.Tolerance (0: the default).
+func ToleranceOption(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
 // Window returns the time window of the flows of an nfdump file: from its
 // stat record, or from the flows themselves when the file has none.
 func Window(ctx context.Context, path string) (first, last time.Time, err error) {
@@ -218,7 +228,8 @@ func (j *Job) Prepare(ctx context.Context, path string) (*Plan, error) {
 		return nil, err
 	}
 	ib := tracker.NewIndexBuilder()
-	from, to := first.Add(-j.opts.Tolerance), last.Add(j.opts.Tolerance)
+	tol := max(j.opts.Tolerance, 0) // negative: none
+	from, to := first.Add(-tol), last.Add(tol)
 	if first.IsZero() {
 		from, to = time.Time{}, time.Time{}
 	}

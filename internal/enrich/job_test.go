@@ -3,6 +3,7 @@ package enrich
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -332,6 +333,69 @@ func TestPrepareNamesSourceOnce(t *testing.T) {
 		_, err = job.Prepare(context.Background(), nf)
 		if err == nil || err.Error() != tc.want {
 			t.Errorf("%T: %v, want %q", tc.src, err, tc.want)
+		}
+	}
+}
+
+// endedSource holds one binding: the exact 5-tuple of a flow, ended gap
+// before the flow started.
+type endedSource struct {
+	f   nfcap.Flow
+	gap time.Duration
+}
+
+func (endedSource) Name() string { return "ended" }
+func (s endedSource) Add(_ context.Context, ib *tracker.IndexBuilder, _, _ time.Time) error {
+	start := time.UnixMilli(int64(s.f.MsecFirst))
+	ib.AddBinding(tracker.Binding{
+		Socket: tracker.Socket{Proto: tracker.Proto(s.f.Proto), Local: netip.AddrPortFrom(s.f.SrcAddr, s.f.SrcPort),
+			Remote: netip.AddrPortFrom(s.f.DstAddr, s.f.DstPort), State: tracker.StateEstablished},
+		Owner: &tracker.Process{PID: 7, Name: "late"}, Host: "h",
+		From: start.Add(-time.Minute), Until: start.Add(-s.gap),
+	})
+	return nil
+}
+
+// TestTolerance: a binding that ended 2 s before a flow matches it within
+// the default tolerance (5 s), and not with a 1 s tolerance or none
+// (ToleranceOption(0), what --tolerance 0 gives).
+func TestTolerance(t *testing.T) {
+	nf := filepath.Join(fixtures.Dir(t), "v9-mixed.lz4.nf")
+	r, err := nfcap.OpenFile(nf, nfcap.ReaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flow nfcap.Flow
+	for f, err := range r.Flows() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Proto == 6 || f.Proto == 17 {
+			flow = *f
+			break
+		}
+	}
+	r.Close()
+	for _, tc := range []struct {
+		tol  time.Duration
+		want bool
+	}{
+		{0, true}, // the default
+		{ToleranceOption(5 * time.Second), true},
+		{ToleranceOption(time.Second), false},
+		{ToleranceOption(0), false},
+	} {
+		job, err := NewJob(Options{Sources: []Source{endedSource{flow, 2 * time.Second}}, Tolerance: tc.tol})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := job.Prepare(context.Background(), nf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, ok := p.Label(&flow)
+		if ok != tc.want {
+			t.Errorf("tolerance %v: matched %v, want %v", tc.tol, ok, tc.want)
 		}
 	}
 }
