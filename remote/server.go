@@ -213,7 +213,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, pattern := s.mux.Handler(r); pattern == "" {
 		// What the mux would answer in text: JSON, as every error.
 		if endpoint != "other" {
-			rw.Header().Set("Allow", "GET, HEAD")
+			allow := "GET, HEAD"
+			if endpoint == "events" {
+				allow = http.MethodGet // a stream has no HEAD (handleEvents)
+			}
+			rw.Header().Set("Allow", allow)
 			writeError(rw, http.StatusMethodNotAllowed, fmt.Sprintf("method not allowed: %s takes GET, not %s", r.URL.Path, r.Method), false)
 			return
 		}

@@ -435,13 +435,14 @@ func TestErrorsAreJSON(t *testing.T) {
 	for _, tc := range []struct {
 		method, path string
 		code         int
-		want         string
+		want, allow  string
 	}{
-		{http.MethodGet, "/nope", http.StatusNotFound, "not found: /nope"},
-		{http.MethodGet, "/v1/", http.StatusNotFound, "not found: /v1/"},
-		{http.MethodPost, "/v1/bindings", http.StatusMethodNotAllowed, "method not allowed: /v1/bindings takes GET, not POST"},
-		{http.MethodDelete, "/v1/history", http.StatusMethodNotAllowed, "method not allowed"},
-		{http.MethodPut, "/metrics", http.StatusMethodNotAllowed, "method not allowed"},
+		{http.MethodGet, "/nope", http.StatusNotFound, "not found: /nope", ""},
+		{http.MethodGet, "/v1/", http.StatusNotFound, "not found: /v1/", ""},
+		{http.MethodPost, "/v1/bindings", http.StatusMethodNotAllowed, "method not allowed: /v1/bindings takes GET, not POST", "GET, HEAD"},
+		{http.MethodDelete, "/v1/history", http.StatusMethodNotAllowed, "method not allowed", "GET, HEAD"},
+		{http.MethodPut, "/metrics", http.StatusMethodNotAllowed, "method not allowed", "GET, HEAD"},
+		{http.MethodPost, "/v1/events", http.StatusMethodNotAllowed, "method not allowed", "GET"},
 	} {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
 			req, err := http.NewRequest(tc.method, ts.URL+tc.path, nil)
@@ -458,6 +459,9 @@ func TestErrorsAreJSON(t *testing.T) {
 			if resp.StatusCode != tc.code || resp.Header.Get("Content-Type") != "application/json" ||
 				json.Unmarshal(body, &eb) != nil || !strings.HasPrefix(eb.Error, tc.want) {
 				t.Errorf("= %d %q %s, want %d and a JSON error starting %q", resp.StatusCode, resp.Header.Get("Content-Type"), body, tc.code, tc.want)
+			}
+			if got := resp.Header.Get("Allow"); got != tc.allow {
+				t.Errorf("Allow %q, want %q", got, tc.allow)
 			}
 		})
 	}
