@@ -176,6 +176,9 @@ func TestEnrichWatchReportsFailureOnce(t *testing.T) {
 			if !strings.Contains(r.stdout, file) {
 				t.Errorf("stdout has no summary of the good file:\n%s", r.stdout)
 			}
+			if strings.Contains(r.stderr, filepath.Base(file)) {
+				t.Errorf("the good file is logged too, besides its summary:\n%s", r.stderr)
+			}
 			if got := strings.Contains(r.stdout, bad); got != asJSON {
 				t.Errorf("stdout names the failed file: %v, want %v:\n%s", got, asJSON, r.stdout)
 			}

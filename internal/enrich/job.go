@@ -14,6 +14,7 @@ import (
 
 	"github.com/netdumper/netdumper/internal/services"
 	"github.com/netdumper/netdumper/nfcap"
+	"github.com/netdumper/netdumper/remote"
 	"github.com/netdumper/netdumper/tracker"
 )
 
@@ -178,6 +179,15 @@ func (p *Plan) newLabeler() *labeler {
 	}
 }
 
+// namesSource reports whether err already names the source it came from:
+// trackers' errors name each tracker ("tracker URL: ..."), a bindings
+// file's its path.
+func namesSource(err error, name string) bool {
+	var pe *remote.PoolError
+	var te *remote.TrackerError
+	return errors.As(err, &pe) || errors.As(err, &te) || strings.Contains(err.Error(), name)
+}
+
 // ToleranceOption turns a tolerance as a user gives it (0: none) into
 // Options.Tolerance (0: the default).
 func ToleranceOption(d time.Duration) time.Duration {
@@ -235,8 +245,8 @@ func (j *Job) Prepare(ctx context.Context, path string) (*Plan, error) {
 	}
 	for _, src := range j.opts.Sources {
 		if err := src.Add(ctx, ib, from, to); err != nil {
-			if strings.Contains(err.Error(), src.Name()) {
-				return nil, err // names its source already ("tracker URL: ...")
+			if namesSource(err, src.Name()) {
+				return nil, err
 			}
 			return nil, fmt.Errorf("bindings from %s: %w", src.Name(), err)
 		}
@@ -462,7 +472,8 @@ func (j *Job) Run(ctx context.Context, path string, progress func(done, total in
 		s.Error = err.Error()
 		return s, err
 	}
-	j.log.Info("enriched", "file", path, "flows", s.Flows, "matched", s.Matched(), "unmatched", s.Unmatched,
+	// Debug: the caller prints the summary (a watcher's log would say it twice).
+	j.log.Debug("enriched", "file", path, "flows", s.Flows, "matched", s.Matched(), "unmatched", s.Unmatched,
 		"written", st.Labelled(), "elapsed", s.Elapsed)
 	return s, nil
 }

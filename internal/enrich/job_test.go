@@ -12,6 +12,7 @@ import (
 
 	"github.com/netdumper/netdumper/internal/fixtures"
 	"github.com/netdumper/netdumper/nfcap"
+	"github.com/netdumper/netdumper/remote"
 	"github.com/netdumper/netdumper/tracker"
 )
 
@@ -315,6 +316,16 @@ func (s namedDownSource) Add(context.Context, *tracker.IndexBuilder, time.Time, 
 	return errors.New("tracker " + s.Name() + ": connection refused")
 }
 
+// poolDownSource is two trackers asked together (a remote.Pool), both
+// failing: the pool's error names each.
+type poolDownSource struct{}
+
+func (poolDownSource) Name() string { return "http://a:1, http://b:2" }
+func (poolDownSource) Add(context.Context, *tracker.IndexBuilder, time.Time, time.Time) error {
+	return &remote.PoolError{Failed: []*remote.TrackerError{
+		{URL: "http://a:1", Err: errors.New("refused")}, {URL: "http://b:2", Err: errors.New("refused")}}}
+}
+
 // TestPrepareNamesSourceOnce: a failing source is named in the error,
 // once.
 func TestPrepareNamesSourceOnce(t *testing.T) {
@@ -325,6 +336,7 @@ func TestPrepareNamesSourceOnce(t *testing.T) {
 	}{
 		{downSource{}, "bindings from https://down.example:7701: tracker unreachable"},
 		{namedDownSource{}, "tracker https://down.example:7701: connection refused"},
+		{poolDownSource{}, "tracker http://a:1: refused; tracker http://b:2: refused"},
 	} {
 		job, err := NewJob(Options{Sources: []Source{tc.src}})
 		if err != nil {
