@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -113,6 +114,11 @@ username field of nfdump files, so that nfdump -o "fmt:%line %uname" shows it.`,
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	// Flag descriptions wrapped to fit 80 columns (subcommands inherit it).
+	root.SetUsageTemplate(strings.NewReplacer(
+		".LocalFlags.FlagUsages", "(.LocalFlags.FlagUsagesWrapped 80)",
+		".InheritedFlags.FlagUsages", "(.InheritedFlags.FlagUsagesWrapped 80)",
+	).Replace(root.UsageTemplate()))
 	root.AddCommand(
 		newVersionCmd(),
 		newEnrichCmd(e),

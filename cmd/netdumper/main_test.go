@@ -59,6 +59,17 @@ func TestHelpWidth(t *testing.T) {
 				t.Errorf("%s: line %d of the help is %d columns: %q", c.CommandPath(), i+1, n, line)
 			}
 		}
+		// The usage: flags wrapped to 80 columns (examples are commands
+		// to copy, and stay whole).
+		examples := false
+		for _, line := range strings.Split(c.UsageString(), "\n") {
+			if line != "" && !strings.HasPrefix(line, " ") {
+				examples = line == "Examples:"
+			}
+			if n := utf8.RuneCountInString(line); n > 80 && !examples {
+				t.Errorf("%s: a line of the usage is %d columns: %q", c.CommandPath(), n, line)
+			}
+		}
 		// Listed in the parent's help as "  NAME<padding>  SHORT".
 		if n := 2 + 11 + 2 + utf8.RuneCountInString(c.Short); n > 80 {
 			t.Errorf("%s: the short help makes a %d-column line: %q", c.CommandPath(), n, c.Short)
