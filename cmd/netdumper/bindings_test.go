@@ -166,7 +166,11 @@ func TestBindingsTrackerFailures(t *testing.T) {
 					t.Errorf("line %d: %q, want it to start with %q", i+1, lines[i], "netdumper: "+w)
 				}
 			}
-			if sum := fmt.Sprintf("netdumper: %d of %d trackers failed", len(tc.want), len(tc.want)); lines[len(tc.want)] != sum {
+			trackers := fmt.Sprintf("%d trackers", len(tc.want))
+			if len(tc.want) == 1 {
+				trackers = "1 tracker"
+			}
+			if sum := fmt.Sprintf("netdumper: %d of %s failed", len(tc.want), trackers); lines[len(tc.want)] != sum {
 				t.Errorf("last line %q, want %q", lines[len(tc.want)], sum)
 			}
 			for _, n := range tc.not {

@@ -361,7 +361,7 @@ func runEnrich(ctx context.Context, e env, o *enrichOptions, args []string) erro
 		if o.dryRun || len(bad) > 0 {
 			return failedErr(badPaths, len(bad), len(files))
 		}
-		if !confirm(e, fmt.Sprintf("Rewrite %d file(s) (%d flows, %.1f%% matched)?", len(files), totalFlows(sums), matchRate(sums)*100)) {
+		if !confirm(e, fmt.Sprintf("Rewrite %s (%s, %.1f%% matched)?", count(len(files), "file", "files"), count(totalFlows(sums), "flow", "flows"), matchRate(sums)*100)) {
 			return exitCodeError{code: exitFailure, err: errors.New("nothing changed")}
 		}
 	}
@@ -455,10 +455,10 @@ func pathError(path string, err error) string {
 func failedErr(bad, failed, total int) error {
 	var msgs []string
 	if bad > 0 {
-		msgs = append(msgs, fmt.Sprintf("%d PATH argument(s) could not be searched", bad))
+		msgs = append(msgs, count(bad, "PATH argument", "PATH arguments")+" could not be searched")
 	}
 	if failed > 0 {
-		msgs = append(msgs, fmt.Sprintf("%d of %d files failed", failed, total))
+		msgs = append(msgs, fmt.Sprintf("%d of %s failed", failed, count(total, "file", "files")))
 	}
 	if len(msgs) == 0 {
 		return nil

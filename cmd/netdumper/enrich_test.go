@@ -336,7 +336,7 @@ func TestEnrichBadFormat(t *testing.T) {
 			orig, _ := os.ReadFile(file)
 			args := append([]string{"enrich", "-o", "fmt:%bogus", "--bindings", bindings}, tc.args...)
 			r := runNetdumper(t, "UTC", append(args, file)...)
-			if r.code != exitUsage || !strings.Contains(r.stderr, "%bogus") || strings.Contains(r.stderr, "files failed") {
+			if r.code != exitUsage || !strings.Contains(r.stderr, "%bogus") || strings.Contains(r.stderr, " failed") {
 				t.Errorf("exit %d, want %d; stderr %q", r.code, exitUsage, r.stderr)
 			}
 			if r.stdout != "" {

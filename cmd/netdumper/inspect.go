@@ -210,7 +210,7 @@ func runInspect(ctx context.Context, e env, asJSON bool, args []string) error {
 		}
 	}
 	if failed > 0 {
-		return fmt.Errorf("inspect: %d file(s) could not be read completely (see above)", failed)
+		return fmt.Errorf("inspect: %s could not be read completely (see above)", count(failed, "file", "files"))
 	}
 	return nil
 }

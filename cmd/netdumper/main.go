@@ -138,3 +138,12 @@ func usageArgs(v cobra.PositionalArgs) cobra.PositionalArgs {
 		return nil
 	}
 }
+
+// count returns n followed by the noun in the form n needs: "1 file",
+// "2 files".
+func count[N ~int | ~int64](n N, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}

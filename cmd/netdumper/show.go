@@ -171,7 +171,7 @@ func runShow(ctx context.Context, e env, o showOptions, args []string) error {
 		return err
 	}
 	if failed > 0 {
-		return fmt.Errorf("show: %d input(s) could not be read completely (see above)", failed)
+		return fmt.Errorf("show: %s could not be read completely (see above)", count(failed, "input", "inputs"))
 	}
 	return nil
 }

@@ -113,7 +113,7 @@ func reportPoolError(e env, err error, total int) error {
 	for _, f := range pe.Failed {
 		fmt.Fprintf(e.stderr, "netdumper: %v\n", f)
 	}
-	return exitCodeError{code: exitFailure, err: fmt.Errorf("%d of %d trackers failed", len(pe.Failed), total)}
+	return exitCodeError{code: exitFailure, err: fmt.Errorf("%d of %s failed", len(pe.Failed), count(total, "tracker", "trackers"))}
 }
 
 // logFlags are the --log-format and --log-level flags of the commands
