@@ -2,7 +2,10 @@ package nfcap
 
 import (
 	"bytes"
+	"errors"
 	"math/rand/v2"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/pierrec/lz4/v4"
@@ -18,6 +21,9 @@ func lz4RoundTrip(t testing.TB, st *lz4State, src []byte) []byte {
 		t.Fatalf("%d bytes compressed to %d, over the bound %d", len(src), len(comp), lz4CompressBound(len(src)))
 	}
 	lz4CheckBlockEnd(t, comp, len(src))
+	if size, ok := lz4PlainSize(comp); len(src) > 0 && (!ok || size != len(src)) {
+		t.Fatalf("lz4PlainSize of the block of %d bytes: %d, %v", len(src), size, ok)
+	}
 	got := make([]byte, len(src)+64)
 	n, err := lz4.UncompressBlock(comp, got)
 	if len(src) == 0 && err == nil && n == 0 {
@@ -184,4 +190,32 @@ func BenchmarkLZ4Compress(b *testing.B) {
 		}
 		b.ReportMetric(float64(total)/float64(comp), "ratio")
 	})
+}
+
+// TestLZ4DecompressLimits: a block that expands past MaxBlockSize is
+// ErrTooLarge; a damaged or truncated one is not.
+func TestLZ4DecompressLimits(t *testing.T) {
+	for _, n := range []int{MaxBlockSize + 1, 2 * MaxBlockSize} {
+		big := lz4Compress(nil, make([]byte, n), new(lz4State))
+		_, err := lz4Decompress(nil, big)
+		if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), strconv.Itoa(n)) {
+			t.Errorf("%d bytes: got %v, want ErrTooLarge naming the size", n, err)
+		}
+	}
+	exact := lz4Compress(nil, make([]byte, MaxBlockSize), new(lz4State))
+	if got, err := lz4Decompress(nil, exact); err != nil || len(got) != MaxBlockSize {
+		t.Errorf("a block of exactly MaxBlockSize: %d bytes, %v", len(got), err)
+	}
+	src := lzoPattern(rand.New(rand.NewPCG(3, 4)), 200000, 777)
+	comp := lz4Compress(nil, src, new(lz4State))
+	for name, bad := range map[string][]byte{
+		"truncated":      comp[:len(comp)/2],
+		"offset too far": append([]byte{0x10, 'a', 0xff, 0xff, 0x50}, "abcde"...),
+		"match past end": append(append([]byte(nil), comp[:len(comp)-6]...), 0x0f, 1, 0),
+	} {
+		_, err := lz4Decompress(nil, bad)
+		if err == nil || errors.Is(err, ErrTooLarge) {
+			t.Errorf("%s: got %v, want an error that is not ErrTooLarge", name, err)
+		}
+	}
 }
