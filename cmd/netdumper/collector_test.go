@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/csv"
 	"fmt"
 	"net"
 	"os"
@@ -15,12 +13,11 @@ import (
 	"time"
 
 	"github.com/netdumper/netdumper/internal/fixtures"
-	"github.com/netdumper/netdumper/tracker"
 )
 
 // The two ways the README sets enrich up beside a collector, run with the
 // real nfcapd: as its -x hook, and as a separate --watch process. nfreplay
-// sends the flows of a fixture to nfcapd as NetFlow v9; the flows keep
+// sends the flows of a fixture to nfcapd as NetFlow v9, in order; they keep
 // their addresses, ports and times (not their usernames), so the fixture's
 // ground truth says which process each one must be labelled with.
 
@@ -114,26 +111,19 @@ func (c *child) waitOutput(t *testing.T, s string, limit time.Duration) {
 	t.Fatalf("%s did not print %q within %v:\n%s", c.name, s, limit, c.out.String())
 }
 
-// collectorSetup writes the bindings of the sample directory (built from
-// the fixtures' ground truth) and returns the binary, the bindings file
-// and the flow directory nfcapd writes into.
-func collectorSetup(t *testing.T) (bin, bindings, flows string) {
+// collectorSetup writes the bindings of the v9-mixed fixture's ground
+// truth and returns the binary, the bindings file, the flow directory
+// nfcapd writes into, and the label each replayed flow must get, in order.
+func collectorSetup(t *testing.T) (bin, bindings, flows string, want []string) {
 	t.Helper()
 	work := t.TempDir()
 	bin = buildNetdumper(t, work)
-	var bf bytes.Buffer
-	if err := tracker.WriteFile(&bf, sampleBindingsHosts(t, fixtures.Dir(t))); err != nil {
-		t.Fatal(err)
-	}
-	bindings = filepath.Join(work, "bindings.json")
-	if err := os.WriteFile(bindings, bf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	bindings, want = fixtures.TruthBindings(t, filepath.Join(fixtures.Dir(t), "v9-mixed.truth.csv"), work)
 	flows = filepath.Join(work, "flows")
 	if err := os.Mkdir(flows, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return bin, bindings, flows
+	return bin, bindings, flows, want
 }
 
 // replayFixture sends v9-mixed.lz4.nf to nfcapd on port.
@@ -148,62 +138,16 @@ func replayFixture(t *testing.T, nfreplay string, port int) {
 	}
 }
 
-// truthLabels maps "proto src sport dst dport start" of each TCP and UDP
-// flow of v9-mixed to the process it must be labelled with, from the
-// ground truth. The truth names the owner of the flow's local end; when
-// both ends are local (loopback), enrich tries the source first, so such a
-// flow belongs to the owner of its source.
-func truthLabels(t *testing.T) map[string]string {
-	t.Helper()
-	f, err := os.Open(filepath.Join(fixtures.Dir(t), "v9-mixed.truth.csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	proto := map[string]string{"6": "TCP", "17": "UDP"}
-	owners := map[string]string{} // "proto addr port" of a local end: its process
-	for _, r := range rows[1:] {
-		if p, ok := proto[r[2]]; ok {
-			owners[p+" "+r[12]+" "+r[13]] = r[14]
-		}
-	}
-	want := map[string]string{}
-	for _, r := range rows[1:] {
-		p, ok := proto[r[2]]
-		if !ok {
-			continue
-		}
-		var ms int64
-		fmt.Sscan(r[10], &ms)
-		ts := time.UnixMilli(ms).UTC().Format("2006-01-02 15:04:05.000")
-		process := r[14]
-		if o, ok := owners[p+" "+r[3]+" "+r[4]]; ok {
-			process = o
-		}
-		want[strings.Join([]string{p, r[3], r[4], r[5], r[6], ts}, " ")] = process
-	}
-	if len(want) != 1424 {
-		t.Fatalf("ground truth has %d TCP/UDP flows, want 1424", len(want))
-	}
-	return want
-}
-
 // checkCollected finds the file in flows that holds the replayed flows,
-// checks with the real nfdump that each TCP and UDP flow carries the
-// process of the ground truth and the others no username, and returns its
-// path.
-func checkCollected(t *testing.T, nfdump, flows string) string {
+// checks with the real nfdump that its records, in order, carry the
+// labels of want (no username where want has ""), and returns its path.
+func checkCollected(t *testing.T, nfdump, flows string, want []string) string {
 	t.Helper()
 	files, _ := filepath.Glob(filepath.Join(flows, "nfcapd.2*"))
-	want := truthLabels(t)
 	found := ""
 	for _, file := range files {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		cmd := exec.CommandContext(ctx, nfdump, "-6", "-q", "-r", file, "-o", "fmt:%pr %sa %sp %da %dp %ts %uname")
+		cmd := exec.CommandContext(ctx, nfdump, "-q", "-r", file, "-o", "fmt:%line %uname")
 		cmd.Env = append(os.Environ(), "TZ=UTC")
 		out, err := cmd.Output()
 		cancel()
@@ -211,43 +155,25 @@ func checkCollected(t *testing.T, nfdump, flows string) string {
 			t.Fatalf("nfdump -r %s: %v", file, err)
 		}
 		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		if len(lines) < 1500 {
+		if len(lines) < len(want) {
 			continue // a rotation without the replayed flows
 		}
 		found = file
-		if len(lines) != 1500 {
-			t.Fatalf("%s: nfdump printed %d records, want 1500", file, len(lines))
+		if len(lines) != len(want) {
+			t.Fatalf("%s: nfdump printed %d records, want %d", file, len(lines), len(want))
 		}
-		labelled := 0
 		for i, l := range lines {
-			f := strings.Fields(l)
-			if len(f) < 8 {
-				t.Fatalf("%s: record %d: unexpected line %q", file, i+1, l)
+			w := want[i]
+			if w == "" {
+				w = "<empty>"
 			}
-			got := strings.Join(f[7:], " ") // labels may hold spaces
-			switch f[0] {
-			case "TCP", "UDP":
-				key := strings.Join(f[:7], " ")
-				w, ok := want[key]
-				if !ok {
-					t.Fatalf("%s: record %d (%s) is not in the ground truth", file, i+1, l)
-				}
-				if got != w {
-					t.Errorf("%s: record %d: nfdump prints %q, want username %q", file, i+1, l, w)
-				}
-				labelled++
-			default:
-				if got != "<empty>" {
-					t.Errorf("%s: record %d: %q: an %s flow got a username", file, i+1, l, f[0])
-				}
+			if !strings.HasSuffix(l, " "+w) {
+				t.Errorf("%s: record %d: nfdump prints %q, want username %q", file, i+1, l, w)
 			}
-		}
-		if labelled != len(want) {
-			t.Errorf("%s: %d TCP/UDP records, want %d", file, labelled, len(want))
 		}
 	}
 	if found == "" {
-		t.Fatalf("no file in %s holds the 1500 replayed flows: %v", flows, files)
+		t.Fatalf("no file in %s holds the %d replayed flows: %v", flows, len(want), files)
 	}
 	if left, _ := filepath.Glob(filepath.Join(flows, ".*")); len(left) > 0 {
 		t.Errorf("temporary files left: %v", left)
@@ -259,7 +185,7 @@ func checkCollected(t *testing.T, nfdump, flows string) string {
 // it up, and checks the rotated file with nfdump.
 func TestNfcapdHook(t *testing.T) {
 	nfcapdBin, nfreplay, nfdump := collectorTools(t)
-	bin, bindings, flows := collectorSetup(t)
+	bin, bindings, flows, want := collectorSetup(t)
 	port := freeUDPPort(t)
 	hook := fmt.Sprintf("%s enrich --yes --bindings %s %%d/%%f", bin, bindings)
 	nfcapd := startChild(t, "nfcapd", nfcapdBin, "-w", flows, "-b", "127.0.0.1", "-p", fmt.Sprint(port),
@@ -274,7 +200,7 @@ func TestNfcapdHook(t *testing.T) {
 	if strings.Contains(nfcapd.out.String(), "netdumper: ") {
 		t.Errorf("the hook reported an error:\n%s", nfcapd.out.String())
 	}
-	checkCollected(t, nfdump, flows)
+	checkCollected(t, nfdump, flows, want)
 }
 
 // TestWatchBesideNfcapd runs enrich --watch on nfcapd's directory, checks
@@ -282,7 +208,7 @@ func TestNfcapdHook(t *testing.T) {
 // done before is not rewritten again.
 func TestWatchBesideNfcapd(t *testing.T) {
 	nfcapdBin, nfreplay, nfdump := collectorTools(t)
-	bin, bindings, flows := collectorSetup(t)
+	bin, bindings, flows, want := collectorSetup(t)
 	state := t.TempDir()
 	watchArgs := []string{bin, "enrich", "--yes", "--watch", flows, "--delay", "1s", "--bindings", bindings, "--state", state}
 	watch := startChild(t, "enrich --watch", watchArgs...)
@@ -301,7 +227,7 @@ func TestWatchBesideNfcapd(t *testing.T) {
 	if code := watch.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Errorf("enrich --watch exited %d after SIGTERM, want 0:\n%s", code, watch.out.String())
 	}
-	file := checkCollected(t, nfdump, flows)
+	file := checkCollected(t, nfdump, flows, want)
 
 	// Restarted, the watcher remembers what it did: the file is not
 	// rewritten again. (Files nfcapd rotated as it stopped may still be

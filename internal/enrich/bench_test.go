@@ -36,9 +36,9 @@ func benchInputs(b *testing.B) (nf, bindings string) {
 	return nf, bindings
 }
 
-// BenchmarkPlanLabel measures the labelling of one flow (index lookup,
-// template, counters) with 10,000 bindings, over the flows of the 1M file.
-func BenchmarkPlanLabel(b *testing.B) {
+// benchPlan prepares a job with the benchmark bindings for the 1M file and
+// opens the file.
+func benchPlan(b *testing.B) (*Plan, *nfcap.Reader) {
 	nf, bindings := benchInputs(b)
 	job, err := NewJob(Options{Sources: []Source{NewBindingsFile(bindings)}})
 	if err != nil {
@@ -52,6 +52,13 @@ func BenchmarkPlanLabel(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return p, r
+}
+
+// BenchmarkPlanLabel measures the labelling of one flow (index lookup,
+// template, counters) with 10,000 bindings, over the flows of the 1M file.
+func BenchmarkPlanLabel(b *testing.B) {
+	p, r := benchPlan(b)
 	// Every 64th flow, 4096 of them: a Flow is 800 bytes, and the
 	// rewrite labels each one just after decoding it, so they must stay
 	// in the cache as they do there, not stream from memory.
@@ -88,19 +95,7 @@ func BenchmarkPlanLabel(b *testing.B) {
 // in the cache). The flows' keys are held compactly and copied into one
 // Flow before each call; ns/op is per flow.
 func BenchmarkPlanLabelStream(b *testing.B) {
-	nf, bindings := benchInputs(b)
-	job, err := NewJob(Options{Sources: []Source{NewBindingsFile(bindings)}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	p, err := job.Prepare(context.Background(), nf)
-	if err != nil {
-		b.Fatal(err)
-	}
-	r, err := nfcap.OpenFile(nf, nfcap.ReaderOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	p, r := benchPlan(b)
 	type key struct {
 		src, dst          netip.Addr
 		first, last       uint64
