@@ -444,3 +444,27 @@ func truthJob(t *testing.T) *Job {
 	}
 	return job
 }
+
+// TestWatchSinceHolds: a file older than Since at start-up is left alone
+// for good, not only by the first search: the polls that follow must not
+// take it either (its flows predate the trackers' retention).
+func TestWatchSinceHolds(t *testing.T) {
+	job := truthJob(t)
+	dir := t.TempDir()
+	old := filepath.Join(dir, "nfcapd.202311142210")
+	copyFile(t, filepath.Join(fixtures.Dir(t), "v9-mixed.none.nf"), old)
+	long := time.Now().Add(-48 * time.Hour)
+	if err := os.Chtimes(old, long, long); err != nil {
+		t.Fatal(err)
+	}
+	recent := filepath.Join(dir, "nfcapd.202311142215")
+	copyFile(t, filepath.Join(fixtures.Dir(t), "v9-mixed.none.nf"), recent)
+	stop, reports := startWatch(t, job, dir, filepath.Join(t.TempDir(), "enriched.log"),
+		WatchOptions{Since: 24 * time.Hour, Poll: 20 * time.Millisecond})
+	waitFor(t, 10*time.Second, func() bool { return reports(filepath.Base(recent)) > 0 })
+	time.Sleep(300 * time.Millisecond) // 15 polls
+	stop()
+	if n := reports(filepath.Base(old)); n != 0 {
+		t.Errorf("file older than --since attempted %d times", n)
+	}
+}
