@@ -2,6 +2,7 @@ package enrich
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -60,20 +61,21 @@ func OpenDoneLog(path string) (*DoneLog, error) {
 		return nil, fmt.Errorf("done log: %w", err)
 	}
 	rel := map[string]doneEntry{}
-	if f, err := os.Open(path); err == nil {
-		sc := bufio.NewScanner(f)
+	if data, err := os.ReadFile(path); err == nil {
+		// A crash in the middle of an append leaves a last line without
+		// its newline: that entry was never recorded.
+		data = data[:bytes.LastIndexByte(data, '\n')+1]
+		sc := bufio.NewScanner(bytes.NewReader(data))
 		line := 0
 		for sc.Scan() {
 			line++
 			parts := strings.Split(sc.Text(), "\t")
 			if len(parts) != 3 {
-				f.Close()
 				return nil, fmt.Errorf("%s:%d: malformed entry (want path, size, mtime)", path, line)
 			}
 			size, err1 := strconv.ParseInt(parts[1], 10, 64)
 			mt, err2 := strconv.ParseInt(parts[2], 10, 64)
 			if err1 != nil || err2 != nil {
-				f.Close()
 				return nil, fmt.Errorf("%s:%d: malformed size or mtime", path, line)
 			}
 			if filepath.IsAbs(parts[0]) {
@@ -82,7 +84,6 @@ func OpenDoneLog(path string) (*DoneLog, error) {
 				rel[filepath.Clean(parts[0])] = doneEntry{size, mt}
 			}
 		}
-		f.Close()
 		if err := sc.Err(); err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
@@ -188,7 +189,14 @@ func (l *DoneLog) Mark(path string) error {
 // record adds an entry for the absolute path; l.mu is held.
 func (l *DoneLog) record(path string, e doneEntry) error {
 	l.done[path] = e
-	if _, err := fmt.Fprintf(l.f, "%s\t%d\t%d\n", path, e.size, e.mtime); err != nil {
+	if n, err := fmt.Fprintf(l.f, "%s\t%d\t%d\n", path, e.size, e.mtime); err != nil {
+		// Take back what a failed write left (a full disk): the next
+		// entry would be appended to the partial line, spoiling both.
+		if n > 0 {
+			if fi, serr := l.f.Stat(); serr == nil {
+				_ = l.f.Truncate(fi.Size() - int64(n))
+			}
+		}
 		return fmt.Errorf("done log: %w", err)
 	}
 	if err := l.f.Sync(); err != nil {
