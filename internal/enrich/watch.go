@@ -296,6 +296,14 @@ func (j *Job) Watch(ctx context.Context, opts WatchOptions) error {
 	defer fw.Close()
 	watched := map[string]bool{}
 	addDirs := func() {
+		// Forget the directories removed since (nfexpire's old days): a
+		// new one of the same name is watched again, and the cleaning of
+		// temporary files does not warn about each one for ever.
+		for p := range watched {
+			if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+				delete(watched, p)
+			}
+		}
 		filepath.WalkDir(opts.Dir, func(p string, d fs.DirEntry, err error) error {
 			if err == nil && d.IsDir() && !watched[p] {
 				if fw.Add(p) == nil {

@@ -468,3 +468,43 @@ func TestWatchSinceHolds(t *testing.T) {
 		t.Errorf("file older than --since attempted %d times", n)
 	}
 }
+
+// TestWatchForgetsRemovedDirs: nfexpire removes old day directories of
+// nfcapd -S layouts. The watcher must forget them: cleaning temporary
+// files every hour must not warn about each directory ever removed (over
+// weeks, hundreds of warnings an hour).
+func TestWatchForgetsRemovedDirs(t *testing.T) {
+	job := truthJob(t)
+	dir := t.TempDir()
+	day := filepath.Join(dir, "2023", "11", "14")
+	if err := os.MkdirAll(day, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var logged bytes.Buffer
+	var shift time.Duration // added to the clock
+	now := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return time.Now().Add(shift)
+	}
+	stop, _ := startWatch(t, job, dir, filepath.Join(t.TempDir(), "enriched.log"), WatchOptions{
+		Poll: 20 * time.Millisecond, now: now,
+		Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: &logged, mu: &mu}, nil)),
+	})
+	time.Sleep(100 * time.Millisecond)
+	if err := os.RemoveAll(filepath.Join(dir, "2023")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	mu.Lock()
+	shift = 2 * StaleTempAge // the hourly cleaning is due
+	mu.Unlock()
+	time.Sleep(200 * time.Millisecond)
+	stop()
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Contains(logged.String(), "could not remove temporary files") {
+		t.Errorf("warned about a removed directory:\n%s", logged.String())
+	}
+}
