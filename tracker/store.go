@@ -952,7 +952,9 @@ func (s *Store) expire(ctx context.Context, cutoff time.Time) (int, error) {
 
 // compactFile rewrites the store into a new file when it is at least
 // minSize bytes and most of it is free pages, and reopens it. It runs
-// when a writer opens the store.
+// when a writer opens the store. Compaction only saves disk space: when
+// the copy cannot be made (a full disk, say), that is logged and the
+// store goes on as it was; only a failure to reopen it is an error.
 func (s *Store) compactFile(minSize int64) error {
 	fi, err := os.Stat(s.path)
 	if err != nil {
@@ -962,6 +964,24 @@ func (s *Store) compactFile(minSize int64) error {
 	if fi.Size() < minSize || float64(free) < compactFreeRatio*float64(fi.Size()) {
 		return nil
 	}
+	if err := s.compactCopy(); err != nil {
+		s.log.Warn("could not compact the history file; it keeps its size", "file", s.path, "err", err)
+		return nil
+	}
+	s.db.Close()
+	if err := s.open(DefaultLockTimeout); err != nil {
+		return fmt.Errorf("reopen after compaction: %w", err)
+	}
+	nfi, _ := os.Stat(s.path)
+	if nfi != nil {
+		s.log.Info("compacted history file", "file", s.path, "before", fi.Size(), "after", nfi.Size())
+	}
+	return nil
+}
+
+// compactCopy writes the compacted copy of the store and renames it over
+// the file; on error the file is as it was.
+func (s *Store) compactCopy() error {
 	tmp := s.path + ".compact"
 	_ = os.Remove(tmp)
 	dst, err := bbolt.Open(tmp, 0o600, boltOptions(false, time.Second))
@@ -980,14 +1000,6 @@ func (s *Store) compactFile(minSize int64) error {
 	if err := os.Rename(tmp, s.path); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("compact %s: %w", s.path, err)
-	}
-	s.db.Close()
-	if err := s.open(DefaultLockTimeout); err != nil {
-		return fmt.Errorf("reopen after compaction: %w", err)
-	}
-	nfi, _ := os.Stat(s.path)
-	if nfi != nil {
-		s.log.Info("compacted history file", "file", s.path, "before", fi.Size(), "after", nfi.Size())
 	}
 	return nil
 }

@@ -640,3 +640,40 @@ func TestCheckBoltSizePageSizes(t *testing.T) {
 		}
 	}
 }
+
+// TestCompactFileFailureIsNotFatal: compaction only saves disk space. When
+// it cannot be done (a full disk; here, a temporary path that cannot be
+// created), the store stays open and usable as it was, so that a tracker
+// still starts.
+func TestCompactFileFailureIsNotFatal(t *testing.T) {
+	dir := t.TempDir()
+	tr, fs := newTestTracker(t, dir, Options{Retention: time.Minute})
+	p := proc(1, 0, "churn")
+	// Many short intervals, then all of them expire: most of the file is
+	// free, compaction is due.
+	for i := range 40 {
+		var socks []Observed
+		for j := range 500 {
+			socks = append(socks, conn("192.0.2.1:1000", fmt.Sprintf("198.51.100.1:%d", 1000+i*500+j), uint64(1+i*500+j), p))
+		}
+		fs.set(at(float64(i)), nil, socks...)
+		if err := tr.ScanOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step(t, tr, fs, 41, nil)
+	if err := tr.expire(context.Background(), at(1000)); err != nil {
+		t.Fatal(err)
+	}
+	// A directory, not empty, where the compacted copy would go.
+	if err := os.MkdirAll(filepath.Join(tr.StatePath()+".compact", "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.store.compactFile(0); err != nil {
+		t.Fatalf("a failed compaction is an error: %v", err)
+	}
+	step(t, tr, fs, 1100, nil, listen("0.0.0.0:1", 1, p))
+	if got := historyOf(t, tr); len(got) != 1 {
+		t.Errorf("history after a failed compaction: %v", got)
+	}
+}

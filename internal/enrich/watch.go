@@ -2,6 +2,7 @@ package enrich
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -60,20 +61,21 @@ func OpenDoneLog(path string) (*DoneLog, error) {
 		return nil, fmt.Errorf("done log: %w", err)
 	}
 	rel := map[string]doneEntry{}
-	if f, err := os.Open(path); err == nil {
-		sc := bufio.NewScanner(f)
+	if data, err := os.ReadFile(path); err == nil {
+		// A crash in the middle of an append leaves a last line without
+		// its newline: that entry was never recorded.
+		data = data[:bytes.LastIndexByte(data, '\n')+1]
+		sc := bufio.NewScanner(bytes.NewReader(data))
 		line := 0
 		for sc.Scan() {
 			line++
 			parts := strings.Split(sc.Text(), "\t")
 			if len(parts) != 3 {
-				f.Close()
 				return nil, fmt.Errorf("%s:%d: malformed entry (want path, size, mtime)", path, line)
 			}
 			size, err1 := strconv.ParseInt(parts[1], 10, 64)
 			mt, err2 := strconv.ParseInt(parts[2], 10, 64)
 			if err1 != nil || err2 != nil {
-				f.Close()
 				return nil, fmt.Errorf("%s:%d: malformed size or mtime", path, line)
 			}
 			if filepath.IsAbs(parts[0]) {
@@ -82,7 +84,6 @@ func OpenDoneLog(path string) (*DoneLog, error) {
 				rel[filepath.Clean(parts[0])] = doneEntry{size, mt}
 			}
 		}
-		f.Close()
 		if err := sc.Err(); err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
@@ -188,7 +189,14 @@ func (l *DoneLog) Mark(path string) error {
 // record adds an entry for the absolute path; l.mu is held.
 func (l *DoneLog) record(path string, e doneEntry) error {
 	l.done[path] = e
-	if _, err := fmt.Fprintf(l.f, "%s\t%d\t%d\n", path, e.size, e.mtime); err != nil {
+	if n, err := fmt.Fprintf(l.f, "%s\t%d\t%d\n", path, e.size, e.mtime); err != nil {
+		// Take back what a failed write left (a full disk): the next
+		// entry would be appended to the partial line, spoiling both.
+		if n > 0 {
+			if fi, serr := l.f.Stat(); serr == nil {
+				_ = l.f.Truncate(fi.Size() - int64(n))
+			}
+		}
 		return fmt.Errorf("done log: %w", err)
 	}
 	if err := l.f.Sync(); err != nil {
@@ -209,6 +217,8 @@ type WatchOptions struct {
 	Delay time.Duration
 	// Since limits the files found at start-up to those modified in the
 	// last Since (older ones predate the trackers' retention); 0: all.
+	// Such older files are left alone for good, not only by the first
+	// search of the directory.
 	Since time.Duration
 	// Poll is how often the directory is searched again even without
 	// file-system events (default 10 s).
@@ -286,6 +296,14 @@ func (j *Job) Watch(ctx context.Context, opts WatchOptions) error {
 	defer fw.Close()
 	watched := map[string]bool{}
 	addDirs := func() {
+		// Forget the directories removed since (nfexpire's old days): a
+		// new one of the same name is watched again, and the cleaning of
+		// temporary files does not warn about each one for ever.
+		for p := range watched {
+			if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+				delete(watched, p)
+			}
+		}
 		filepath.WalkDir(opts.Dir, func(p string, d fs.DirEntry, err error) error {
 			if err == nil && d.IsDir() && !watched[p] {
 				if fw.Add(p) == nil {
@@ -301,7 +319,7 @@ func (j *Job) Watch(ctx context.Context, opts WatchOptions) error {
 	cleaned := opts.now()
 	start := opts.now()
 	queue := map[string]*pending{}
-	scan := func(first bool) {
+	scan := func() {
 		nfdir.Walk(ctx, []string{opts.Dir}, func(f nfdir.File) error {
 			if _, ok := queue[f.Path]; ok {
 				return nil
@@ -310,14 +328,14 @@ func (j *Job) Watch(ctx context.Context, opts WatchOptions) error {
 			if err != nil || opts.Done.Done(f.Path, fi) {
 				return nil
 			}
-			if first && opts.Since > 0 && fi.ModTime().Before(start.Add(-opts.Since)) {
+			if opts.Since > 0 && fi.ModTime().Before(start.Add(-opts.Since)) {
 				return nil
 			}
 			queue[f.Path] = &pending{due: fi.ModTime().Add(opts.Delay)}
 			return nil
 		})
 	}
-	scan(true)
+	scan()
 	poll := time.NewTicker(opts.Poll)
 	defer poll.Stop()
 	timer := time.NewTimer(0)
@@ -393,12 +411,12 @@ func (j *Job) Watch(ctx context.Context, opts WatchOptions) error {
 					addDirs()
 				}
 			}
-			scan(false)
+			scan()
 		case err := <-fw.Errors:
 			log.Warn("file-system events", "dir", opts.Dir, "err", err)
 		case <-poll.C:
 			addDirs()
-			scan(false)
+			scan()
 			if opts.now().Sub(cleaned) >= StaleTempAge {
 				cleanTemps()
 				cleaned = opts.now()

@@ -444,3 +444,67 @@ func truthJob(t *testing.T) *Job {
 	}
 	return job
 }
+
+// TestWatchSinceHolds: a file older than Since at start-up is left alone
+// for good, not only by the first search: the polls that follow must not
+// take it either (its flows predate the trackers' retention).
+func TestWatchSinceHolds(t *testing.T) {
+	job := truthJob(t)
+	dir := t.TempDir()
+	old := filepath.Join(dir, "nfcapd.202311142210")
+	copyFile(t, filepath.Join(fixtures.Dir(t), "v9-mixed.none.nf"), old)
+	long := time.Now().Add(-48 * time.Hour)
+	if err := os.Chtimes(old, long, long); err != nil {
+		t.Fatal(err)
+	}
+	recent := filepath.Join(dir, "nfcapd.202311142215")
+	copyFile(t, filepath.Join(fixtures.Dir(t), "v9-mixed.none.nf"), recent)
+	stop, reports := startWatch(t, job, dir, filepath.Join(t.TempDir(), "enriched.log"),
+		WatchOptions{Since: 24 * time.Hour, Poll: 20 * time.Millisecond})
+	waitFor(t, 10*time.Second, func() bool { return reports(filepath.Base(recent)) > 0 })
+	time.Sleep(300 * time.Millisecond) // 15 polls
+	stop()
+	if n := reports(filepath.Base(old)); n != 0 {
+		t.Errorf("file older than --since attempted %d times", n)
+	}
+}
+
+// TestWatchForgetsRemovedDirs: nfexpire removes old day directories of
+// nfcapd -S layouts. The watcher must forget them: cleaning temporary
+// files every hour must not warn about each directory ever removed (over
+// weeks, hundreds of warnings an hour).
+func TestWatchForgetsRemovedDirs(t *testing.T) {
+	job := truthJob(t)
+	dir := t.TempDir()
+	day := filepath.Join(dir, "2023", "11", "14")
+	if err := os.MkdirAll(day, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var logged bytes.Buffer
+	var shift time.Duration // added to the clock
+	now := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return time.Now().Add(shift)
+	}
+	stop, _ := startWatch(t, job, dir, filepath.Join(t.TempDir(), "enriched.log"), WatchOptions{
+		Poll: 20 * time.Millisecond, now: now,
+		Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: &logged, mu: &mu}, nil)),
+	})
+	time.Sleep(100 * time.Millisecond)
+	if err := os.RemoveAll(filepath.Join(dir, "2023")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	mu.Lock()
+	shift = 2 * StaleTempAge // the hourly cleaning is due
+	mu.Unlock()
+	time.Sleep(200 * time.Millisecond)
+	stop()
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Contains(logged.String(), "could not remove temporary files") {
+		t.Errorf("warned about a removed directory:\n%s", logged.String())
+	}
+}
