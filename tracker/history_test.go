@@ -283,6 +283,28 @@ func TestClockSteppingBackKeepsIntervalsOrdered(t *testing.T) {
 	}
 }
 
+// TestClockStepBackWarning: a clock that steps back by more than a
+// second is reported once (the history's clock stands still until it
+// catches up), and its catching up once; small steps are not reported.
+func TestClockStepBackWarning(t *testing.T) {
+	var logged bytes.Buffer
+	tr, fs := newTestTracker(t, "", Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	p := proc(1, 0, "a")
+	for _, tm := range []float64{3600, 3600.5, 3601, 10, 11, 3600, 3602, 3601.9} {
+		step(t, tr, fs, tm, nil, listen("0.0.0.0:1", 1, p))
+	}
+	out := logged.String()
+	if n := strings.Count(out, "clock stepped back"); n != 1 || !strings.Contains(out, "step=59m51s") {
+		t.Errorf("want one step-back warning for 59m51s, got %d:\n%s", n, out)
+	}
+	if n := strings.Count(out, "clock caught up"); n != 1 {
+		t.Errorf("want one catch-up message, got %d:\n%s", n, out)
+	}
+	if diff := cmp.Diff([]string{"tcp 0.0.0.0:1 a/1 [3600,open)"}, historyOf(t, tr)); diff != "" {
+		t.Errorf("history, intervals must stay ordered (-want +got):\n%s", diff)
+	}
+}
+
 // TestViewOrderUnderChurn checks the incrementally merged view order
 // against a full sort over many scans of random changes.
 func TestViewOrderUnderChurn(t *testing.T) {

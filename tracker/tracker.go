@@ -113,6 +113,10 @@ type Stats struct {
 	EventSource EventSourceStats
 }
 
+// maxQuietStepBack is how far the clock may step back between two scans
+// before the tracker warns that its history's clock stands still.
+const maxQuietStepBack = time.Second
+
 // Tracker polls a Scanner, turns successive snapshots into events and
 // binding intervals, keeps the events in a ring for live clients and the
 // intervals in its store for history queries. All methods are safe for
@@ -134,8 +138,11 @@ type Tracker struct {
 	denied     []int32
 	lastErrMsg string
 	lastErrLog time.Time
-	evSpare    []evRecord // the event buffer handed back to the queue
-	evLate     []evRecord // scratch: events after a snapshot
+	// stepBack is set while the clock is behind the last scan (it
+	// stepped back): scans are then stamped with the last scan's time.
+	stepBack bool
+	evSpare  []evRecord // the event buffer handed back to the queue
+	evLate   []evRecord // scratch: events after a snapshot
 
 	evq      *eventQueue   // nil without Options.Events
 	resolver OwnerResolver // the Scanner's, when it is one
@@ -386,8 +393,21 @@ func (t *Tracker) ScanOnce(ctx context.Context) error {
 		now = t.opts.Clock()
 	}
 	now = now.Round(0).UTC()
-	if now.Before(t.hist.last) {
-		now = t.hist.last // the clock stepped back: keep intervals ordered
+	if behind := t.hist.last.Sub(now); behind > 0 {
+		// The clock stepped back: keep intervals ordered by stamping
+		// this scan with the last one's time. After a large step (a
+		// clock that ran ahead until NTP set it) that freezes the
+		// history's clock until the real one catches up, and flows of
+		// that time find no binding: say so, once.
+		if !t.stepBack && behind > maxQuietStepBack {
+			t.stepBack = true
+			t.log.Warn("the system clock stepped back; bindings keep the last scan's time until it catches up, and flows of that time may find no binding",
+				"step", behind.Round(time.Second), "last_scan", t.hist.last, "clock", now)
+		}
+		now = t.hist.last
+	} else if t.stepBack {
+		t.stepBack = false
+		t.log.Info("the system clock caught up with the history", "clock", now)
 	}
 
 	diffStart := time.Now()
