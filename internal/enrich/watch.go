@@ -130,11 +130,18 @@ relative:
 			fmt.Fprintf(&b, "%s\t%d\t%d\n", e.rel, e.size, e.mtime)
 		}
 	}
-	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
+	// Synced before the rename and the directory after it: a crash must
+	// leave the old log or the new one, never an empty file (which would
+	// have every file of --since enriched again).
+	if err := writeSynced(tmp, b.String()); err != nil {
 		return nil, fmt.Errorf("done log: %w", err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return nil, fmt.Errorf("done log: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync() // best effort: the appends that follow are not synced either
+		d.Close()
 	}
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -142,6 +149,22 @@ relative:
 	}
 	l.f = f
 	return l, nil
+}
+
+// writeSynced writes s to a new file at path and syncs it.
+func writeSynced(path, s string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(s)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // absPath is path absolute and clean (as it is when Abs fails).
