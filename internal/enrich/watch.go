@@ -207,8 +207,10 @@ type WatchOptions struct {
 	// Delay is how long a rotated file waits before it is enriched, so
 	// that bindings from the end of its interval reach the sources.
 	Delay time.Duration
-	// Since limits the files found at start-up to those modified in the
-	// last Since (older ones predate the trackers' retention); 0: all.
+	// Since limits the files taken to those modified in the last Since
+	// before start-up (older ones predate the trackers' retention), at
+	// start-up and in every later search; 0: all. A file modified later
+	// is taken.
 	Since time.Duration
 	// Poll is how often the directory is searched again even without
 	// file-system events (default 10 s).
@@ -301,7 +303,7 @@ func (j *Job) Watch(ctx context.Context, opts WatchOptions) error {
 	cleaned := opts.now()
 	start := opts.now()
 	queue := map[string]*pending{}
-	scan := func(first bool) {
+	scan := func() {
 		nfdir.Walk(ctx, []string{opts.Dir}, func(f nfdir.File) error {
 			if _, ok := queue[f.Path]; ok {
 				return nil
@@ -310,14 +312,16 @@ func (j *Job) Watch(ctx context.Context, opts WatchOptions) error {
 			if err != nil || opts.Done.Done(f.Path, fi) {
 				return nil
 			}
-			if first && opts.Since > 0 && fi.ModTime().Before(start.Add(-opts.Since)) {
+			// Not only at start: every later search (each poll and event)
+			// would otherwise take the old files within seconds.
+			if opts.Since > 0 && fi.ModTime().Before(start.Add(-opts.Since)) {
 				return nil
 			}
 			queue[f.Path] = &pending{due: fi.ModTime().Add(opts.Delay)}
 			return nil
 		})
 	}
-	scan(true)
+	scan()
 	poll := time.NewTicker(opts.Poll)
 	defer poll.Stop()
 	timer := time.NewTimer(0)
@@ -393,12 +397,12 @@ func (j *Job) Watch(ctx context.Context, opts WatchOptions) error {
 					addDirs()
 				}
 			}
-			scan(false)
+			scan()
 		case err := <-fw.Errors:
 			log.Warn("file-system events", "dir", opts.Dir, "err", err)
 		case <-poll.C:
 			addDirs()
-			scan(false)
+			scan()
 			if opts.now().Sub(cleaned) >= StaleTempAge {
 				cleanTemps()
 				cleaned = opts.now()
