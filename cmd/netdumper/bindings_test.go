@@ -222,7 +222,8 @@ func TestExport(t *testing.T) {
 	if r.code != 0 || r.stdout != closed {
 		t.Errorf("export from the store: exit %d\n%s\nstderr %s\nwant\n%s", r.code, r.stdout, r.stderr, closed)
 	}
-	for _, bad := range [][]string{{"--from", "yesterday"}, {"--from", "2023-11-14T22:00:00Z", "--to", "2023-11-14T21:00:00Z"}} {
+	for _, bad := range [][]string{{"--from", "yesterday"}, {"--from", "2023-11-14T22:00:00Z", "--to", "2023-11-14T21:00:00Z"},
+		{"--tracker", url, "--token-file", tok}} { // --state and --tracker: one source or the other
 		if r := runNetdumper(t, "UTC", append([]string{"bindings", "export", "--state", dir}, bad...)...); r.code != 2 {
 			t.Errorf("export %v: exit %d, want 2", bad, r.code)
 		}
