@@ -230,6 +230,32 @@ func TestExport(t *testing.T) {
 	}
 }
 
+// TestTrackerClientCertFlagsPaired: --tls-cert without --tls-key (or the
+// reverse) is a usage error that names both flags, in every command that
+// asks trackers, before anything is asked.
+func TestTrackerClientCertFlagsPaired(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"bindings", []string{"bindings"}},
+		{"export", []string{"bindings", "export"}},
+		{"enrich", []string{"enrich", "--yes", dir}},
+		{"tui", []string{"tui", "--dir", dir}},
+	} {
+		for _, half := range [][]string{{"--tls-cert", "c.pem"}, {"--tls-key", "k.pem"}} {
+			t.Run(tc.name+" "+half[0], func(t *testing.T) {
+				args := append(append(tc.args, "--tracker", "http://127.0.0.1:1"), half...)
+				r := runNetdumper(t, "UTC", args...)
+				if r.code != exitUsage || !strings.Contains(r.stderr, "--tls-cert") || !strings.Contains(r.stderr, "--tls-key") {
+					t.Errorf("exit %d, stderr %q; want %d naming --tls-cert and --tls-key", r.code, r.stderr, exitUsage)
+				}
+			})
+		}
+	}
+}
+
 func TestServeRefusesInsecureListen(t *testing.T) {
 	r := runNetdumper(t, "UTC", "serve", "--state", t.TempDir(), "--listen", "0.0.0.0:7799")
 	if r.code != 2 || !strings.Contains(r.stderr, "non-loopback") || !strings.Contains(r.stderr, "--insecure-no-auth") {
