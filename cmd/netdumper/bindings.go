@@ -186,6 +186,10 @@ in the state directory). With --tracker it comes from those trackers.`,
 			if !f.IsZero() && !t.IsZero() && t.Before(f) {
 				return usagef("--to %s is before --from %s", to, from)
 			}
+			if cmd.Flags().Changed("state") && len(tf.trackers) > 0 {
+				// Silently ignoring --state would export less than asked.
+				return usagef("--state and --tracker cannot be combined: export writes the history of the local state directory or of the trackers, not both")
+			}
 			return runExport(cmd.Context(), e, &tf, state, f, t)
 		},
 	}

@@ -222,9 +222,36 @@ func TestExport(t *testing.T) {
 	if r.code != 0 || r.stdout != closed {
 		t.Errorf("export from the store: exit %d\n%s\nstderr %s\nwant\n%s", r.code, r.stdout, r.stderr, closed)
 	}
-	for _, bad := range [][]string{{"--from", "yesterday"}, {"--from", "2023-11-14T22:00:00Z", "--to", "2023-11-14T21:00:00Z"}} {
+	for _, bad := range [][]string{{"--from", "yesterday"}, {"--from", "2023-11-14T22:00:00Z", "--to", "2023-11-14T21:00:00Z"},
+		{"--tracker", url, "--token-file", tok}} { // --state and --tracker: one source or the other
 		if r := runNetdumper(t, "UTC", append([]string{"bindings", "export", "--state", dir}, bad...)...); r.code != 2 {
 			t.Errorf("export %v: exit %d, want 2", bad, r.code)
+		}
+	}
+}
+
+// TestTrackerClientCertFlagsPaired: --tls-cert without --tls-key (or the
+// reverse) is a usage error that names both flags, in every command that
+// asks trackers, before anything is asked.
+func TestTrackerClientCertFlagsPaired(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"bindings", []string{"bindings"}},
+		{"export", []string{"bindings", "export"}},
+		{"enrich", []string{"enrich", "--yes", dir}},
+		{"tui", []string{"tui", "--dir", dir}},
+	} {
+		for _, half := range [][]string{{"--tls-cert", "c.pem"}, {"--tls-key", "k.pem"}} {
+			t.Run(tc.name+" "+half[0], func(t *testing.T) {
+				args := append(append(tc.args, "--tracker", "http://127.0.0.1:1"), half...)
+				r := runNetdumper(t, "UTC", args...)
+				if r.code != exitUsage || !strings.Contains(r.stderr, "--tls-cert") || !strings.Contains(r.stderr, "--tls-key") {
+					t.Errorf("exit %d, stderr %q; want %d naming --tls-cert and --tls-key", r.code, r.stderr, exitUsage)
+				}
+			})
 		}
 	}
 }

@@ -179,7 +179,7 @@ func buildJob(e env, o *enrichOptions, log *slog.Logger) (*enrich.Job, error) {
 	if o.compress != "" {
 		c, err := nfcap.ParseCompression(o.compress)
 		if err != nil {
-			return nil, usageError{err}
+			return nil, usageError{fmt.Errorf("-z %s: %w", o.compress, err)}
 		}
 		opts.Recompress, opts.Compression = true, c
 		if c == nfcap.CompressZSTD && !o.dryRun {

@@ -672,6 +672,7 @@ func TestEnrichBadFlagValues(t *testing.T) {
 		{[]string{"--sample", "-1", "--dry-run"}, "--sample -1"},
 		{[]string{"--delay", "5s"}, "--delay is only for --watch"},
 		{[]string{"--since", "1h"}, "--since is only for --watch"},
+		{[]string{"-z", "gzip"}, "-z gzip: "},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			args := append([]string{"enrich", "--yes", "--state", t.TempDir(), "--bindings", bindings}, tc.args...)

@@ -38,6 +38,9 @@ func (t *trackerFlags) bind(f *pflag.FlagSet) {
 
 // check checks the values of the flags.
 func (t *trackerFlags) check() error {
+	if (t.tlsCert == "") != (t.tlsKey == "") {
+		return usagef("--tls-cert and --tls-key go together: a client certificate needs its key")
+	}
 	return checkPositive("--tracker-timeout", t.timeout)
 }
 

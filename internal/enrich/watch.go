@@ -238,10 +238,10 @@ type WatchOptions struct {
 	// Delay is how long a rotated file waits before it is enriched, so
 	// that bindings from the end of its interval reach the sources.
 	Delay time.Duration
-	// Since limits the files found at start-up to those modified in the
-	// last Since (older ones predate the trackers' retention); 0: all.
-	// Such older files are left alone for good, not only by the first
-	// search of the directory.
+	// Since limits the files taken to those modified in the last Since
+	// before start-up (older ones predate the trackers' retention), at
+	// start-up and in every later search; 0: all. A file modified later
+	// is taken.
 	Since time.Duration
 	// Poll is how often the directory is searched again even without
 	// file-system events (default 10 s).
@@ -351,6 +351,8 @@ func (j *Job) Watch(ctx context.Context, opts WatchOptions) error {
 			if err != nil || opts.Done.Done(f.Path, fi) {
 				return nil
 			}
+			// Not only at start: every later search (each poll and event)
+			// would otherwise take the old files within seconds.
 			if opts.Since > 0 && fi.ModTime().Before(start.Add(-opts.Since)) {
 				return nil
 			}

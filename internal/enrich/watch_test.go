@@ -184,6 +184,54 @@ func startWatch(t *testing.T, job *Job, dir, logPath string, opts WatchOptions) 
 	}
 }
 
+// TestWatchSince: a file last modified before the --since window at
+// start-up is not taken, neither by the first search nor by the later
+// polls; one modified since is, and 0 takes every file.
+func TestWatchSince(t *testing.T) {
+	fx := fixtures.Dir(t)
+	for _, tc := range []struct {
+		name    string
+		since   time.Duration
+		touch   bool // modify the old file while the watcher runs
+		wantOld int
+	}{
+		{name: "old file skipped", since: time.Hour, wantOld: 0},
+		{name: "old file modified later", since: time.Hour, touch: true, wantOld: 1},
+		{name: "since 0 takes all", since: 0, wantOld: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			job := truthJob(t)
+			dir := t.TempDir()
+			oldFile := filepath.Join(dir, "nfcapd.202311142210")
+			newFile := filepath.Join(dir, "nfcapd.202311142215")
+			copyFile(t, filepath.Join(fx, "v9-mixed.none.nf"), oldFile)
+			copyFile(t, filepath.Join(fx, "v9-mixed.none.nf"), newFile)
+			old := time.Now().Add(-2 * time.Hour)
+			if err := os.Chtimes(oldFile, old, old); err != nil {
+				t.Fatal(err)
+			}
+			stop, reports := startWatch(t, job, dir, filepath.Join(t.TempDir(), "enriched.log"),
+				WatchOptions{Since: tc.since, Poll: 20 * time.Millisecond})
+			waitFor(t, 10*time.Second, func() bool { return reports("nfcapd.202311142215") > 0 })
+			if tc.touch {
+				now := time.Now()
+				if err := os.Chtimes(oldFile, now, now); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.wantOld > 0 {
+				waitFor(t, 10*time.Second, func() bool { return reports("nfcapd.202311142210") > 0 })
+			} else {
+				time.Sleep(300 * time.Millisecond) // 15 polls
+			}
+			stop()
+			if n := reports("nfcapd.202311142210"); n != tc.wantOld {
+				t.Errorf("file modified 2h before start, --since %v: taken %d times, want %d", tc.since, n, tc.wantOld)
+			}
+		})
+	}
+}
+
 // TestWatchSameFileAnySpelling: the done log knows files by absolute path,
 // so a watcher restarted with the directory spelled differently (relative,
 // absolute, with dots) does not enrich the same file again.
@@ -443,30 +491,6 @@ func truthJob(t *testing.T) *Job {
 		t.Fatal(err)
 	}
 	return job
-}
-
-// TestWatchSinceHolds: a file older than Since at start-up is left alone
-// for good, not only by the first search: the polls that follow must not
-// take it either (its flows predate the trackers' retention).
-func TestWatchSinceHolds(t *testing.T) {
-	job := truthJob(t)
-	dir := t.TempDir()
-	old := filepath.Join(dir, "nfcapd.202311142210")
-	copyFile(t, filepath.Join(fixtures.Dir(t), "v9-mixed.none.nf"), old)
-	long := time.Now().Add(-48 * time.Hour)
-	if err := os.Chtimes(old, long, long); err != nil {
-		t.Fatal(err)
-	}
-	recent := filepath.Join(dir, "nfcapd.202311142215")
-	copyFile(t, filepath.Join(fixtures.Dir(t), "v9-mixed.none.nf"), recent)
-	stop, reports := startWatch(t, job, dir, filepath.Join(t.TempDir(), "enriched.log"),
-		WatchOptions{Since: 24 * time.Hour, Poll: 20 * time.Millisecond})
-	waitFor(t, 10*time.Second, func() bool { return reports(filepath.Base(recent)) > 0 })
-	time.Sleep(300 * time.Millisecond) // 15 polls
-	stop()
-	if n := reports(filepath.Base(old)); n != 0 {
-		t.Errorf("file older than --since attempted %d times", n)
-	}
 }
 
 // TestWatchForgetsRemovedDirs: nfexpire removes old day directories of
