@@ -79,9 +79,9 @@ The --label template may use these fields:
   ` + enrich.FieldNames + `
 Labels are cut to 65 bytes. Flows nothing matched stay without a username
 unless --unknown is given; it may use {service}, the name of the flow's
-well-known port. A username a record already carries is kept; --overwrite
-replaces it, but only with the label of a binding that matched, never with
-the --unknown text.
+well-known port ("icmp" or "icmp6" for ICMP, "-" when unknown). A username
+a record already carries is kept; --overwrite replaces it, but only with
+the label of a binding that matched, never with the --unknown text.
 
 -z changes the files' compression; nfdump 1.7.1 (Debian 12's) cannot read
 zstd, so enrich warns when it writes it.

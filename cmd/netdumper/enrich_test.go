@@ -89,6 +89,7 @@ func TestEnrichCommand(t *testing.T) {
 	// nfdump shows the labels.
 	got := strings.Split(strings.TrimSpace(runNfdump(t, "UTC", "-q", "-r", file, "-o", "fmt:%uname")), "\n")
 	existing := strings.Split(strings.TrimSpace(runNfdump(t, "UTC", "-q", "-r", filepath.Join(fixtures.Dir(t), "v9-mixed.none.nf"), "-o", "fmt:%uname")), "\n")
+	protos := strings.Fields(runNfdump(t, "UTC", "-q", "-r", file, "-o", "fmt:%pr"))
 	if len(got) != len(want) {
 		t.Fatalf("%d lines from nfdump, want %d", len(got), len(want))
 	}
@@ -97,8 +98,8 @@ func TestEnrichCommand(t *testing.T) {
 		switch {
 		case existing[i] != "<empty>":
 			w = existing[i]
-		case w == "":
-			w = "-***"
+		case w == "": // ICMP: no binding, and {service} names the protocol
+			w = strings.ToLower(protos[i]) + "***"
 		}
 		if got[i] != w {
 			t.Fatalf("flow %d: nfdump shows %q, want %q", i+1, got[i], w)

@@ -90,7 +90,7 @@ func TestJobAgainstTruth(t *testing.T) {
 					case before[i] != "" && (!overwrite || exp == ""):
 						exp = before[i] // the unknown text never replaces a username
 					case exp == "":
-						exp = "-***" // ICMP: no port, no service
+						exp = icmpService(f.Proto) + "***" // ICMP: no port, no binding
 					}
 					if f.Username != exp {
 						t.Fatalf("flow %d (%v:%d -> %v:%d proto %d): username %q, want %q", i+1, f.SrcAddr, f.SrcPort, f.DstAddr, f.DstPort, f.Proto, f.Username, exp)
@@ -174,8 +174,10 @@ func TestUnknownNeverReplaces(t *testing.T) {
 				t.Fatal(err)
 			}
 			var before, dry []string
+			var protos []uint8
 			if _, err := job.DryRun(context.Background(), path, func(f *nfcap.Flow, u string) bool {
 				before = append(before, f.Username)
+				protos = append(protos, f.Proto)
 				dry = append(dry, u)
 				return true
 			}); err != nil {
@@ -198,7 +200,7 @@ func TestUnknownNeverReplaces(t *testing.T) {
 				case matched:
 					exp = want[i]
 				case tc.unknown != "":
-					exp = "UNK--" // ICMP: no service
+					exp = "UNK-" + icmpService(protos[i]) // only ICMP flows match nothing
 					filled++
 				}
 				if after[i] != exp || dry[i] != exp {
@@ -410,4 +412,12 @@ func TestTolerance(t *testing.T) {
 			t.Errorf("tolerance %v: matched %v, want %v", tc.tol, ok, tc.want)
 		}
 	}
+}
+
+// icmpService is the {service} of an ICMP flow.
+func icmpService(proto uint8) string {
+	if proto == nfcap.ProtoICMPv6 {
+		return "icmp6"
+	}
+	return "icmp"
 }

@@ -38,13 +38,26 @@ func (t *Table) Name(proto uint8, port uint16) (string, bool) {
 	return n, ok
 }
 
+// IP protocol numbers of ICMP and ICMPv6.
+const (
+	protoICMP   = 1
+	protoICMPv6 = 58
+)
+
 // Len returns the number of entries.
 func (t *Table) Len() int { return len(t.names) }
 
 // ForFlow returns the service name of a flow: the name of whichever of its
 // two ports the table knows, preferring the lower port when both are
 // known (the server side of most conversations), or "" when neither is.
+// ICMP flows, which have no ports, are "icmp" (IPv4) and "icmp6".
 func (t *Table) ForFlow(proto uint8, srcPort, dstPort uint16) string {
+	switch proto {
+	case protoICMP:
+		return "icmp"
+	case protoICMPv6:
+		return "icmp6"
+	}
 	a, b := srcPort, dstPort
 	if b < a {
 		a, b = b, a

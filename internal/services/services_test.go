@@ -22,7 +22,9 @@ func TestBuiltin(t *testing.T) {
 		{6, 22, 40022, "ssh"},
 		{17, 68, 67, "bootps"}, // both known: the lower port wins
 		{6, 40000, 50000, ""},
-		{1, 0, 0, ""},
+		{1, 0, 0x0303, "icmp"}, // ICMP has no ports: type 3, code 3
+		{58, 0, 0x8000, "icmp6"},
+		{47, 0, 0, ""}, // GRE
 	}
 	for _, tc := range tests {
 		if got := tb.ForFlow(tc.proto, tc.sport, tc.dport); got != tc.want {
