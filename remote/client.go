@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -141,7 +142,7 @@ func (c *Client) get(ctx context.Context, path string, query url.Values, idle ti
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		cancel()
-		return nil, nil, fmt.Errorf("%s: %w", c.base.Redacted(), unwrapURLError(err))
+		return nil, nil, fmt.Errorf("%s: %w", c.base.Redacted(), tlsHint(unwrapURLError(err)))
 	}
 	if resp.StatusCode != http.StatusOK {
 		defer cancel()
@@ -174,6 +175,26 @@ func (c *Client) unauthorized() error {
 		return fmt.Errorf("%w: the tracker refused the token of %s", ErrUnauthorized, c.opts.TokenSource)
 	}
 	return fmt.Errorf("%w: the tracker refused the token", ErrUnauthorized)
+}
+
+// tlsHint adds what to do to the TLS failures a user can fix: Go's texts
+// ("remote error: tls: certificate required") do not say that the client
+// lacks a certificate the tracker accepts, or that it does not trust the
+// tracker's.
+func tlsHint(err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "tls: certificate required"):
+		return fmt.Errorf("%w: the tracker requires a client certificate signed by a CA it trusts, and none was sent (the client has no certificate, or none from such a CA)", err)
+	case strings.Contains(msg, "tls: bad certificate"), strings.Contains(msg, "tls: unknown certificate authority"),
+		strings.Contains(msg, "tls: expired certificate"):
+		return fmt.Errorf("%w: the tracker refused the client certificate", err)
+	}
+	var ua x509.UnknownAuthorityError
+	if errors.As(err, &ua) {
+		return fmt.Errorf("%w: the tracker's certificate is not signed by a CA this client trusts (give that CA's certificate)", err)
+	}
+	return err
 }
 
 // unwrapURLError drops the *url.Error layer, whose text repeats the URL.

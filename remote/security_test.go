@@ -123,9 +123,9 @@ func TestTLS(t *testing.T) {
 		wantErrSubstrings []string
 	}{
 		{"client certificate from the CA", caFile, goodCert, goodKey, true, nil},
-		{"client certificate from another CA", caFile, badCert, badKey, false, []string{"certificate"}},
-		{"no client certificate", caFile, "", "", false, []string{"certificate"}},
-		{"server not trusted", otherFile, goodCert, goodKey, false, []string{"certificate"}},
+		{"client certificate from another CA", caFile, badCert, badKey, false, []string{"requires a client certificate signed by a CA it trusts"}},
+		{"no client certificate", caFile, "", "", false, []string{"requires a client certificate", "none was sent"}},
+		{"server not trusted", otherFile, goodCert, goodKey, false, []string{"unknown authority", "not signed by a CA this client trusts"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
