@@ -58,7 +58,13 @@ func (r *eventRing) push(e Event) {
 // since returns copies of the events after seq, or ErrResync.
 func (r *eventRing) since(seq uint64) ([]Event, error) {
 	first := r.last + 1 - uint64(r.n) // oldest available
-	if seq > r.last || seq+1 < first {
+	if seq > r.last {
+		// A client of an earlier history (its state was reset) asks for
+		// events this one has not had: nothing was lost, but what the
+		// client holds is not this tracker's.
+		return nil, fmt.Errorf("events after %d, but the last event is %d (the tracker started a new history since): %w", seq, r.last, ErrResync)
+	}
+	if seq+1 < first {
 		return nil, fmt.Errorf("events after %d (have %d to %d): %w", seq, first, r.last, ErrResync)
 	}
 	k := int(seq + 1 - first) // events to skip

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -83,8 +84,8 @@ func TestSubscribeBacklogThenLive(t *testing.T) {
 	if _, err := sub.Next(short); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Next with nothing queued = %v, want the context's error", err)
 	}
-	if _, err := tr.Subscribe(999, 0); !errors.Is(err, ErrResync) {
-		t.Errorf("Subscribe from the future = %v, want ErrResync", err)
+	if _, err := tr.Subscribe(999, 0); !errors.Is(err, ErrResync) || !strings.Contains(err.Error(), "new history") {
+		t.Errorf("Subscribe from the future = %v, want ErrResync saying the history is new", err)
 	}
 }
 
