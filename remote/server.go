@@ -68,9 +68,11 @@ type ServerOptions struct {
 	// MaxStreams bounds the concurrent /v1/events streams
 	// (DefaultMaxStreams when 0); more are refused with 503.
 	MaxStreams int
-	// StreamBuffer bounds the events queued for one stream
-	// (DefaultStreamBuffer when 0): a client that falls further behind
-	// is told to resync and disconnected.
+	// StreamBuffer bounds how far one stream may fall behind
+	// (DefaultStreamBuffer when 0): a client with more events than that
+	// unsent when a scan's events arrive is told to resync and
+	// disconnected. One scan's events always go to a client that keeps
+	// up, however many.
 	StreamBuffer int
 	// Heartbeat is the interval of heartbeat lines on idle streams
 	// (DefaultHeartbeat when 0).

@@ -189,14 +189,18 @@ type Subscription struct {
 }
 
 // offer queues events; it reports false (and ends the subscription) when
-// they do not fit. Called with the hub locked.
+// the reader is more than max events behind: the bound is on what is still
+// unread when a scan's events arrive, so that a reader that keeps up gets
+// every batch however large (a busy host's scan can bring thousands at
+// once), and the queue holds at most max events plus one batch. Called
+// with the hub locked.
 func (s *Subscription) offer(events []Event) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
 		return false
 	}
-	if len(s.queue)-s.head+len(events) > s.max {
+	if len(s.queue)-s.head > s.max {
 		s.endLocked(ErrSlowSubscriber)
 		return false
 	}

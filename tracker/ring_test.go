@@ -89,6 +89,46 @@ func TestSubscribeBacklogThenLive(t *testing.T) {
 	}
 }
 
+// TestLargeBatchReachesCaughtUpSubscriber: one scan that brings more events
+// than a subscriber's queue length (a busy host) does not drop a reader
+// that has read everything before it; a reader that leaves more than its
+// queue length unread is dropped at the next batch.
+func TestLargeBatchReachesCaughtUpSubscriber(t *testing.T) {
+	tr, fs := newTestTracker(t, "", Options{})
+	reader, err := tr.Subscribe(0, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	idle, err := tr.Subscribe(0, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	p := proc(1, 0, "a")
+	var socks []Observed
+	next := 1
+	for scan := 1; scan <= 3; scan++ {
+		for range 10 { // 10 new listeners: 10 events in one batch
+			socks = append(socks, listen(fmt.Sprintf("0.0.0.0:%d", next), uint64(next), p))
+			next++
+		}
+		fs.set(at(float64(scan)), nil, socks...)
+		if err := tr.ScanOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		batch, err := reader.NextBatch(ctx, nil)
+		cancel()
+		if err != nil || len(batch) != 10 || batch[9].Seq != uint64(10*scan) {
+			t.Fatalf("scan %d: the caught-up reader got %d events, %v; want the 10 of the scan", scan, len(batch), err)
+		}
+	}
+	if _, err := idle.Next(context.Background()); !errors.Is(err, ErrSlowSubscriber) {
+		t.Errorf("a reader 20 events behind with a queue of 4: %v, want ErrSlowSubscriber", err)
+	}
+}
+
 func TestSlowSubscriberIsDroppedWithoutBlocking(t *testing.T) {
 	tr, fs := newTestTracker(t, "", Options{})
 	slow, err := tr.Subscribe(0, 4)

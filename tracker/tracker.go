@@ -596,10 +596,12 @@ func (t *Tracker) EventsSince(seq uint64) ([]Event, error) { return t.hub.since(
 
 // Subscribe returns a live stream of the events after seq: first those
 // still in the ring (ErrResync when some are gone), then new ones as
-// scans produce them. buffer bounds the queue of undelivered live events
-// (DefaultSubscriberBuffer when 0); a subscriber that lets it overflow is
-// dropped with ErrSlowSubscriber rather than slowing the tracker. Close
-// it when done.
+// scans produce them. buffer (DefaultSubscriberBuffer when 0) bounds how
+// far behind a subscriber may be: one still holding more than buffer
+// unread events when a scan's events arrive is dropped with
+// ErrSlowSubscriber rather than slowing the tracker; a scan's events are
+// always delivered to one that has kept up, however many. Close it when
+// done.
 func (t *Tracker) Subscribe(seq uint64, buffer int) (*Subscription, error) {
 	return t.hub.subscribe(seq, buffer)
 }
