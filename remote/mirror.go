@@ -300,6 +300,7 @@ func (m *Mirror) Run(ctx context.Context) error {
 		}
 		fails = 0
 		m.setStatus(true, nil)
+		up := time.Now()
 		err = m.follow(ctx, st)
 		st.Close()
 		if ctx.Err() != nil {
@@ -308,9 +309,19 @@ func (m *Mirror) Run(ctx context.Context) error {
 		m.mu.Lock()
 		m.status.Reconnect++
 		m.mu.Unlock()
+		if time.Since(up) > stableStream {
+			resyncs = 0 // an isolated resync after a good run: no wait
+		}
 		if errors.Is(err, ErrResync) {
+			// Dropped from the stream (too slow, or the tracker lost
+			// events): back off like a refused stream, or a client the
+			// tracker keeps dropping would fetch the whole view in a loop.
 			m.noteResync(err)
 			needView = true
+			resyncs++
+			if resyncs > 1 && !sleep(ctx, m.backoff(resyncs-2)) {
+				break
+			}
 			continue
 		}
 		resyncs = 0
@@ -325,6 +336,10 @@ func (m *Mirror) Run(ctx context.Context) error {
 	m.mu.Unlock()
 	return nil
 }
+
+// stableStream is how long a stream must have lasted for the resyncs
+// before it to be forgotten.
+const stableStream = time.Minute
 
 func (m *Mirror) noteResync(err error) {
 	m.log.Info("resync: fetching the whole view again", "url", m.c.URL(), "reason", err)

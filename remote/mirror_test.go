@@ -3,11 +3,13 @@ package remote
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -141,6 +143,49 @@ func TestMirrorResyncsAfterTrackerRestart(t *testing.T) {
 	waitMirror(t, m, tt2)
 	if s := m.Status(); s.Resyncs == 0 {
 		t.Errorf("status %+v, want a resync after the tracker restarted", s)
+	}
+}
+
+// TestMirrorBacksOffInStreamResyncs: a tracker that drops the mirror's
+// stream with a resync as soon as it is up (a client it finds too slow)
+// must not make the mirror fetch the whole view in a tight loop: in-stream
+// resyncs back off like refused streams.
+func TestMirrorBacksOffInStreamResyncs(t *testing.T) {
+	tt := webTracker(t, tracker.Options{})
+	srv, err := NewServer(ServerOptions{Source: tt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	views := 0
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/events" {
+			if r.URL.Path == "/v1/bindings" {
+				mu.Lock()
+				views++
+				mu.Unlock()
+			}
+			srv.ServeHTTP(w, r)
+			return
+		}
+		seq := tt.Current().Seq
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		enc := json.NewEncoder(w)
+		enc.Encode(Message{Type: MsgHello, Seq: seq, Host: "web1"})
+		enc.Encode(Message{Type: MsgResync, Seq: seq, Error: "subscriber too slow"})
+	}))
+	defer ts.Close()
+	m := runMirror(t, ts.URL, ClientOptions{}, MirrorOptions{MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+	time.Sleep(time.Second)
+	mu.Lock()
+	n := views
+	mu.Unlock()
+	// With backoff (10 ms .. 100 ms between tries): about 12 in a second.
+	if n < 2 || n > 40 {
+		t.Errorf("the mirror fetched the view %d times in 1 s of resyncs, want a few (backing off)", n)
+	}
+	if s := m.Status(); s.Resyncs == 0 {
+		t.Errorf("status %+v, want resyncs counted", s)
 	}
 }
 
