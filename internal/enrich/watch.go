@@ -27,7 +27,7 @@ import (
 // does not enrich them twice. It is an append-only text file (one line per
 // file: absolute path, size and modification time after the rewrite) in the
 // state directory; entries for files that no longer exist are dropped when
-// it is loaded.
+// it is loaded and when it is pruned (hourly, by Watch).
 //
 // Paths are made absolute and clean, so that one file is one entry however
 // the watched directory was spelled. Logs of older versions may hold
@@ -120,7 +120,16 @@ relative:
 		l.legacy[base] = append(l.legacy[base], legacyEntry{p, e})
 	}
 	// Rewrite the log with what is left, then append to it.
-	tmp := path + ".tmp"
+	if err := l.rewrite(); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// rewrite replaces the log file with the entries in memory and reopens it
+// for appending; l.mu is held (or l not yet shared).
+func (l *DoneLog) rewrite() error {
+	tmp := l.path + ".tmp"
 	var b strings.Builder
 	for p, e := range l.done {
 		fmt.Fprintf(&b, "%s\t%d\t%d\n", p, e.size, e.mtime)
@@ -134,21 +143,44 @@ relative:
 	// leave the old log or the new one, never an empty file (which would
 	// have every file of --since enriched again).
 	if err := writeSynced(tmp, b.String()); err != nil {
-		return nil, fmt.Errorf("done log: %w", err)
+		return fmt.Errorf("done log: %w", err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return nil, fmt.Errorf("done log: %w", err)
+	if err := os.Rename(tmp, l.path); err != nil {
+		return fmt.Errorf("done log: %w", err)
 	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
+	if d, err := os.Open(filepath.Dir(l.path)); err == nil {
 		d.Sync() // best effort: the appends that follow are not synced either
 		d.Close()
 	}
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(l.path, os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("done log: %w", err)
+		return fmt.Errorf("done log: %w", err)
+	}
+	if l.f != nil {
+		l.f.Close()
 	}
 	l.f = f
-	return l, nil
+	return nil
+}
+
+// Prune forgets the files that no longer exist (nfexpire removed them) and
+// rewrites the log without them, so that a watcher running for months
+// holds and writes only the files still there. It returns how many were
+// dropped.
+func (l *DoneLog) Prune() (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for p := range l.done {
+		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+			delete(l.done, p)
+			n++
+		}
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	return n, l.rewrite()
 }
 
 // writeSynced writes s to a new file at path and syncs it.
@@ -444,6 +476,11 @@ func (j *Job) Watch(ctx context.Context, opts WatchOptions) error {
 			scan()
 			if opts.now().Sub(cleaned) >= StaleTempAge {
 				cleanTemps()
+				if n, err := opts.Done.Prune(); err != nil {
+					log.Warn("could not drop removed files from the done log", "err", err)
+				} else if n > 0 {
+					log.Debug("done log: dropped removed files", "files", n)
+				}
 				cleaned = opts.now()
 			}
 		case <-timer.C:

@@ -145,6 +145,55 @@ func TestDoneLogMalformed(t *testing.T) {
 	}
 }
 
+// TestDoneLogPrune: the files nfexpire removed leave the log (in memory
+// and on disk) when it is pruned; the others stay done, and entries
+// appended afterwards go to the rewritten file.
+func TestDoneLogPrune(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(t.TempDir(), "enriched.log")
+	l, err := OpenDoneLog(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var files []string
+	for _, name := range []string{"nfcapd.202311142210", "nfcapd.202311142215", "nfcapd.202311142220"} {
+		f := filepath.Join(dir, name)
+		if err := os.WriteFile(f, []byte(name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Mark(f); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	os.Remove(files[0])
+	if n, err := l.Prune(); n != 1 || err != nil {
+		t.Fatalf("Prune = %d, %v; want 1 file dropped", n, err)
+	}
+	if n, err := l.Prune(); n != 0 || err != nil {
+		t.Fatalf("second Prune = %d, %v; want 0", n, err)
+	}
+	late := filepath.Join(dir, "nfcapd.202311142225")
+	os.WriteFile(late, []byte("late"), 0o644)
+	if err := l.Mark(late); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range append(files[1:], late) {
+		fi, _ := os.Stat(f)
+		if !l.Done(f, fi) {
+			t.Errorf("%s: not done after the prune", f)
+		}
+	}
+	data, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(string(data), "\n"); got != 3 || strings.Contains(string(data), filepath.Base(files[0])) {
+		t.Errorf("log file after the prune and one more entry:\n%s\nwant the 3 files that exist", data)
+	}
+}
+
 // startWatch runs job.Watch on dir with the done log at logPath until the
 // returned stop is called; reports counts the attempts per file base name.
 func startWatch(t *testing.T, job *Job, dir, logPath string, opts WatchOptions) (stop func(), reports func(string) int) {
