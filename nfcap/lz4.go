@@ -29,7 +29,7 @@ func lz4Decompress(dst, src []byte) ([]byte, error) {
 // lz4PlainSize returns the size an LZ4 block decodes to, from the lengths
 // in its sequences (nothing is decoded), and whether the sequences are
 // well formed as far as lengths go: each one's literals within src, and
-// every sequence but the last followed by an offset.
+// each but the last followed by an offset. Offsets are not checked.
 func lz4PlainSize(src []byte) (int, bool) {
 	// readLen adds the extension bytes of a length whose nibble was 15.
 	readLen := func(i, n int) (int, int, bool) {
@@ -76,5 +76,7 @@ func lz4PlainSize(src []byte) (int, bool) {
 		}
 		size += ml
 	}
-	return size, false // ended after a match: no last literals sequence
+	// Ended after a match: the format wants a last sequence of literals
+	// only, but decoders (pierrec/lz4 among them) accept this too.
+	return size, len(src) > 0
 }

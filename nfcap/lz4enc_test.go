@@ -219,3 +219,21 @@ func TestLZ4DecompressLimits(t *testing.T) {
 		}
 	}
 }
+
+// FuzzLZ4PlainSize: on any input lz4PlainSize stops without a panic, and
+// for a block pierrec/lz4 decodes it gives the decoded size.
+func FuzzLZ4PlainSize(f *testing.F) {
+	st := new(lz4State)
+	f.Add(lz4Compress(nil, []byte("hello hello hello hello hello"), st))
+	f.Add(lz4Compress(nil, make([]byte, 1000), st))
+	f.Add([]byte{0xf0, 0xff, 0xff})
+	f.Add([]byte{0x1f, 'a', 1, 0, 0xff, 0x10})
+	buf := make([]byte, 1<<20)
+	f.Fuzz(func(t *testing.T, src []byte) {
+		size, ok := lz4PlainSize(src)
+		n, err := lz4.UncompressBlock(src, buf)
+		if err == nil && len(src) > 0 && (!ok || size != n) {
+			t.Fatalf("pierrec decodes %d bytes; lz4PlainSize says %d, %v", n, size, ok)
+		}
+	})
+}
