@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"slices"
 	"sync"
@@ -113,9 +114,10 @@ type Stats struct {
 	EventSource EventSourceStats
 }
 
-// maxQuietStepBack is how far the clock may step back between two scans
-// before the tracker warns that its history's clock stands still.
-const maxQuietStepBack = time.Second
+// maxClampedStepBack is how far the clock may step back between two
+// scans and the scan still be stamped with the last one's time; a larger
+// step restarts the open intervals at the new time.
+const maxClampedStepBack = time.Second
 
 // Tracker polls a Scanner, turns successive snapshots into events and
 // binding intervals, keeps the events in a ring for live clients and the
@@ -138,11 +140,8 @@ type Tracker struct {
 	denied     []int32
 	lastErrMsg string
 	lastErrLog time.Time
-	// stepBack is set while the clock is behind the last scan (it
-	// stepped back): scans are then stamped with the last scan's time.
-	stepBack bool
-	evSpare  []evRecord // the event buffer handed back to the queue
-	evLate   []evRecord // scratch: events after a snapshot
+	evSpare    []evRecord // the event buffer handed back to the queue
+	evLate     []evRecord // scratch: events after a snapshot
 
 	evq      *eventQueue   // nil without Options.Events
 	resolver OwnerResolver // the Scanner's, when it is one
@@ -393,21 +392,20 @@ func (t *Tracker) ScanOnce(ctx context.Context) error {
 		now = t.opts.Clock()
 	}
 	now = now.Round(0).UTC()
-	if behind := t.hist.last.Sub(now); behind > 0 {
-		// The clock stepped back: keep intervals ordered by stamping
-		// this scan with the last one's time. After a large step (a
-		// clock that ran ahead until NTP set it) that freezes the
-		// history's clock until the real one catches up, and flows of
-		// that time find no binding: say so, once.
-		if !t.stepBack && behind > maxQuietStepBack {
-			t.stepBack = true
-			t.log.Warn("the system clock stepped back; bindings keep the last scan's time until it catches up, and flows of that time may find no binding",
-				"step", behind.Round(time.Second), "last_scan", t.hist.last, "clock", now)
-		}
-		now = t.hist.last
-	} else if t.stepBack {
-		t.stepBack = false
-		t.log.Info("the system clock caught up with the history", "clock", now)
+	var restart scanResult
+	if behind := t.hist.last.Sub(now); behind > maxClampedStepBack {
+		// The clock stepped back (NTP set a clock that ran ahead, an RTC
+		// kept in local time). Stamping scans with the last one's time
+		// would freeze the history until the clock caught up, and flows
+		// of that time would find no binding: instead every open
+		// interval ends at the last scan, and what this scan sees starts
+		// again now.
+		t.log.Warn("the system clock stepped back: open intervals end at the last scan, and the sockets seen now start new ones",
+			"step", behind.Round(time.Millisecond), "last_scan", t.hist.last, "clock", now)
+		restart = t.hist.apply(&Snapshot{Addrs: []netip.Addr{}}, t.hist.last) // no socket, no address
+		t.hist.last = now
+	} else if behind > 0 {
+		now = t.hist.last // a small step back: keep intervals ordered
 	}
 
 	diffStart := time.Now()
@@ -438,6 +436,11 @@ func (t *Tracker) ScanOnce(ctx context.Context) error {
 		t.evSpare, t.evLate = early[:0], late[:0]
 	} else {
 		r = t.hist.apply(snap, now)
+	}
+	if restart.changed {
+		r.events = append(restart.events, r.events...)
+		r.ops = append(restart.ops, r.ops...)
+		r.changed = true
 	}
 	if !slices.Equal(t.denied, snap.Denied) {
 		t.noteDenied(snap.Denied)
