@@ -392,7 +392,16 @@ func liveSources(e env, o *tuiOptions, log *slog.Logger) (live []tui.BindingsSou
 			live = append(live, tui.NewMirrorSource(m, "serve"))
 			runs = append(runs, func(ctx context.Context) { m.Run(ctx) })
 			notes = append(notes, fmt.Sprintf("following netdumper serve (pid %d) at %s", info.PID, info.API))
-			return live, []enrich.Source{c}, runs, notes, closeAll, nil
+			// The history as enrich reads it: from the serve while it
+			// holds the state directory (on whatever API serve.json
+			// names then), from the directory itself once it stopped.
+			hist := &enrich.LocalStore{Dir: o.state, Fallback: func(ctx context.Context, di tracker.DaemonInfo) (enrich.Source, error) {
+				if di.API == info.API && di.TokenFile == info.TokenFile && di.CertFile == info.CertFile {
+					return c, nil
+				}
+				return daemonClientFor(e, di, &o.trackers, log)
+			}}
+			return live, []enrich.Source{hist}, runs, notes, closeAll, nil
 		}
 	}
 	if o.noTracker {
