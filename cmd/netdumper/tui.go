@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -238,6 +239,14 @@ func runTUI(ctx context.Context, e env, o *tuiOptions) error {
 	}
 	if !isTerminal(e.stdin) || !isTerminal(e.stdout) {
 		return usagef("tui needs a terminal (for scripts use show, enrich --dry-run or bindings)")
+	}
+	// A terminal that goes away (ssh dropped, window closed) ends the TUI
+	// as ctrl+c does: a commit in progress is cancelled and removes its
+	// temporary file, the embedded tracker closes its history.
+	if !signal.Ignored(syscall.SIGHUP) {
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, syscall.SIGHUP)
+		defer stop()
 	}
 	label, unknown, err := parseTemplates(o.label, o.unknown)
 	if err != nil {
