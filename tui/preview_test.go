@@ -419,3 +419,25 @@ func TestFlowFileReplacedWhileOpening(t *testing.T) {
 		n++
 	}
 }
+
+func TestPreviewSearchRestarted(t *testing.T) {
+	// n pressed again while a search runs restarts it: the end of the
+	// search it replaced neither says "cancelled" nor stops esc from
+	// cancelling the one that runs.
+	dir := flowDir(t)
+	path := filepath.Join(dir, "2023/11/15/nfcapd.202311150100")
+	h := newHarness(t, Options{Dir: dir, Start: "preview", PreviewFile: path})
+	s := h.m.preview
+	h.until("indexed", func() bool { return loaded(s) })
+	s.query = "thunderbird"
+	first := s.startSearch(1)
+	second := s.startSearch(1)
+	s.update(first())
+	if !s.searchBusy || s.searchStop == nil || strings.Contains(s.searchMsg, "cancelled") {
+		t.Fatalf("after the replaced search ended: busy %v, message %q", s.searchBusy, s.searchMsg)
+	}
+	s.update(second())
+	if s.searchBusy || !strings.Contains(s.searchMsg, "at record") {
+		t.Fatalf("after the search: busy %v, message %q", s.searchBusy, s.searchMsg)
+	}
+}
