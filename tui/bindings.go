@@ -761,7 +761,11 @@ func (s *bindingsScreen) appendRow(dst []byte, r *bindingRow, cur bool) []byte {
 		if w <= 0 {
 			break
 		}
-		dst = appendCell(dst, r.cells[c], w, bcolumns[c].right)
+		cell := r.cells[c]
+		if c == colLocal || c == colRemote {
+			cell = cutLeft(cell, w) // keep the port
+		}
+		dst = appendCell(dst, cell, w, bcolumns[c].right)
 		n += w
 	}
 	if n < s.width {

@@ -1,12 +1,14 @@
 package tui
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	tea "github.com/charmbracelet/bubbletea"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/netdumper/netdumper/tracker"
@@ -336,6 +338,31 @@ func TestBindingsFilterReopen(t *testing.T) {
 			}
 			if len(s.vis) != want {
 				t.Errorf("%d rows shown, want %d", len(s.vis), want)
+			}
+		})
+	}
+}
+
+func TestBindingsNarrowKeepsPorts(t *testing.T) {
+	// On a narrow terminal the address columns lose the start of the
+	// address, not the port: the port is what tells sockets apart.
+	bs := []tracker.Binding{
+		{Socket: tracker.Socket{Proto: tracker.ProtoTCP, Local: netip.MustParseAddrPort("127.0.0.1:32903"), State: tracker.StateListen},
+			Owner: &tracker.Process{PID: 10000, Name: "a-very-long-process-name-for-testing", User: "root"}, From: testNow},
+		{Socket: tracker.Socket{Proto: tracker.ProtoTCP, Local: netip.MustParseAddrPort("[2001:db8::1234:5678]:44321"),
+			Remote: netip.MustParseAddrPort("[2001:db8::abcd:ef01]:443"), State: tracker.StateEstablished},
+			Owner: &tracker.Process{PID: 10001, Name: "curl", User: "root"}, From: testNow},
+	}
+	for _, w := range []int{60, 80} {
+		t.Run(fmt.Sprint(w), func(t *testing.T) {
+			h := newHarness(t, Options{Sources: []BindingsSource{newFakeSource("fake", bs)}, Start: "bindings"})
+			h.until("rows", func() bool { return len(h.m.binds.rows) == 2 })
+			h.send(tea.WindowSizeMsg{Width: w, Height: 15})
+			txt := screenText(h.m)
+			for _, want := range []string{":32903", ":44321", ":443"} {
+				if !strings.Contains(txt, want) {
+					t.Errorf("port %s not shown at width %d:\n%s", want, w, txt)
+				}
 			}
 		})
 	}

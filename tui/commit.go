@@ -67,9 +67,9 @@ type commitFileMsg struct {
 // commitDoneMsg ends a commit run.
 type commitDoneMsg struct{ gen int }
 
-// commitClosedMsg tells the root the dialog closed, and which files were
-// rewritten.
-type commitClosedMsg struct{ written []string }
+// commitClosedMsg tells the root the dialog closed, which files were
+// rewritten, and which were found already labelled (left as they were).
+type commitClosedMsg struct{ written, unchanged []string }
 
 // ---- MODEL ----
 
@@ -292,13 +292,16 @@ func (d *commitDialog) close() tea.Cmd {
 	if d.rateStop != nil {
 		d.rateStop()
 	}
-	var written []string
+	var written, unchanged []string
 	for _, f := range d.files {
-		if f.outcome == outcomeDone {
+		switch {
+		case f.outcome == outcomeDone && f.sum.Written.Unchanged:
+			unchanged = append(unchanged, f.path)
+		case f.outcome == outcomeDone:
 			written = append(written, f.path)
 		}
 	}
-	return func() tea.Msg { return commitClosedMsg{written} }
+	return func() tea.Msg { return commitClosedMsg{written, unchanged} }
 }
 
 // start runs the job over the files, on a goroutine that reports through

@@ -149,6 +149,15 @@ func TestCommitAlreadyLabelled(t *testing.T) {
 	if !os.SameFile(before, after) || !after.ModTime().Equal(before.ModTime()) {
 		t.Error("the file was replaced")
 	}
+	// Closing the dialog does not claim labels were written.
+	h.keys("enter")
+	h.until("closed", func() bool { return h.m.commit == nil })
+	if strings.Contains(h.m.flash, "written") {
+		t.Errorf("status line after an unchanged commit: %q", h.m.flash)
+	}
+	if h.m.files.marked[b] {
+		t.Error("the committed file is still marked")
+	}
 }
 
 // countKeptUnmatched counts the records of path that carry a username but

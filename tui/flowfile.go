@@ -81,20 +81,10 @@ type flowFile struct {
 	cache   []*decodedBlock // most recently used last
 }
 
-// openFlowFile opens path and reads its header and appendix.
+// openFlowFile opens path and reads its header and appendix. Everything
+// later (the index pass, the pages) reads this open file, so that a file
+// replaced meanwhile (renamed over by a commit) is not mixed with it.
 func openFlowFile(path string) (*flowFile, error) {
-	r, err := nfcap.OpenFile(path, nfcap.ReaderOptions{ReadAhead: -1})
-	if err != nil {
-		return nil, err
-	}
-	hdr, a := r.Header(), r.Appendix()
-	ff := &flowFile{path: path, size: r.Size(), hdr: hdr, stat: a.Stat, hasSt: a.HasStat}
-	r.Close()
-	ff.end = ff.size
-	if hdr.AppendixBlocks > 0 {
-		ff.end = hdr.OffAppendix
-	}
-	ff.prog.blocksTotal = int(hdr.NumBlocks)
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -104,11 +94,23 @@ func openFlowFile(path string) (*flowFile, error) {
 		f.Close()
 		return nil, err
 	}
-	ff.f, ff.mtime = f, fi.ModTime()
-	if fi.Size() != ff.size {
+	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, fmt.Errorf("%s: the file changed while being opened", path)
+		return nil, fmt.Errorf("%s: not a regular file", path)
 	}
+	r, err := nfcap.NewReader(f, fi.Size(), nfcap.ReaderOptions{Name: path, ReadAhead: -1})
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	hdr, a := r.Header(), r.Appendix()
+	r.Close()
+	ff := &flowFile{path: path, f: f, size: fi.Size(), mtime: fi.ModTime(), hdr: hdr, stat: a.Stat, hasSt: a.HasStat}
+	ff.end = ff.size
+	if hdr.AppendixBlocks > 0 {
+		ff.end = hdr.OffAppendix
+	}
+	ff.prog.blocksTotal = int(hdr.NumBlocks)
 	return ff, nil
 }
 
@@ -150,7 +152,7 @@ func (ff *flowFile) runIndex(ctx context.Context, plan *enrich.Plan, notify func
 		ff.mu.Unlock()
 		notify()
 	}
-	r, err := nfcap.OpenFile(ff.path, nfcap.ReaderOptions{Workers: 1})
+	r, err := nfcap.NewReader(ff.f, ff.size, nfcap.ReaderOptions{Name: ff.path, Workers: 1})
 	if err != nil {
 		finish(err)
 		return

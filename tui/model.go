@@ -339,7 +339,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.commit.init()
 	case commitClosedMsg:
 		m.commit = nil
-		return m, m.afterCommit(msg.written)
+		return m, m.afterCommit(msg.written, msg.unchanged)
 	case commitDoneMsg, commitFileMsg, commitProgressMsg, rateMsg:
 		if m.commit == nil {
 			return m, nil
@@ -387,8 +387,12 @@ func (m *Model) afterMove() tea.Cmd {
 	return nil
 }
 
-// afterCommit reloads what the rewritten files changed.
-func (m *Model) afterCommit(written []string) tea.Cmd {
+// afterCommit reloads what the rewritten files changed; the files found
+// already labelled are only unmarked.
+func (m *Model) afterCommit(written, unchanged []string) tea.Cmd {
+	for _, p := range unchanged {
+		delete(m.files.marked, p)
+	}
 	if len(written) == 0 {
 		return nil
 	}

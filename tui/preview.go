@@ -60,6 +60,7 @@ type rowsMsg struct {
 
 type searchDoneMsg struct {
 	gen     int
+	seq     int // which search of the file: only the last one counts
 	query   string
 	found   int // record number, -1 when not found
 	scanned int
@@ -169,6 +170,7 @@ type previewScreen struct {
 	searchPg   *pager
 	searchMsg  string
 	searchStop context.CancelFunc
+	searchSeq  int
 
 	lineHeader string // nfdump's title line of the %line columns
 	colStarts  []int  // offsets of the %line columns in a line
@@ -301,7 +303,7 @@ func (s *previewScreen) update(msg tea.Msg) tea.Cmd {
 		s.winFrom, s.win = msg.from, msg.rows
 		return s.ensureRows()
 	case searchDoneMsg:
-		if msg.gen != s.gen || msg.query != s.query {
+		if msg.gen != s.gen || msg.seq != s.searchSeq || msg.query != s.query {
 			return nil
 		}
 		s.searchBusy, s.searchStop = false, nil
@@ -505,8 +507,9 @@ func (s *previewScreen) startSearch(dir int) tea.Cmd {
 	}
 	ctx, stop := context.WithCancel(s.ctx)
 	s.searchStop, s.searchBusy = stop, true
+	s.searchSeq++
 	s.searchMsg = fmt.Sprintf("searching for %q…", s.query)
-	gen, ff, q, start, total := s.gen, s.ff, s.query, s.nav.cursor, s.nav.n
+	gen, seq, ff, q, start, total := s.gen, s.searchSeq, s.ff, s.query, s.nav.cursor, s.nav.n
 	if s.searchPg == nil && s.pg != nil {
 		// Its own labelling state, over the index fetched at opening:
 		// asking the trackers again here would block the screen.
@@ -516,7 +519,7 @@ func (s *previewScreen) startSearch(dir int) tea.Cmd {
 	return func() tea.Msg {
 		defer stop()
 		found, scanned, err := search(ctx, ff, pg, strings.ToLower(q), start, dir, total)
-		return searchDoneMsg{gen: gen, query: q, found: found, scanned: scanned, err: err}
+		return searchDoneMsg{gen: gen, seq: seq, query: q, found: found, scanned: scanned, err: err}
 	}
 }
 

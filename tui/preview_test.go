@@ -373,3 +373,71 @@ func TestPreviewDamagedBlock(t *testing.T) {
 		}
 	}
 }
+
+func TestFlowFileReplacedWhileOpening(t *testing.T) {
+	// The file is replaced (renamed over, as a commit or netdumper enrich
+	// does) after the preview opened it and before its index pass ran:
+	// the index and the pages are of the file that was opened, not a mix
+	// of both.
+	dir := t.TempDir()
+	path := copyFixture(t, "v9-multiblock.lzo.nf", dir, "nfcapd.202311150100")
+	ff, err := openFlowFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ff.close()
+	other := copyFixture(t, "v9-mixed.lz4.nf", dir, "other")
+	if err := os.Rename(other, path); err != nil {
+		t.Fatal(err)
+	}
+	ff.runIndex(context.Background(), nil, func() {})
+	if p := ff.progress(); !p.done || p.err != nil || p.flows != 7000 {
+		t.Fatalf("index: %+v, want the 7000 records of the file opened", p)
+	}
+	r, err := nfcap.OpenFile(filepath.Join(fixtures.Dir(t), "v9-multiblock.lzo.nf"), nfcap.ReaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	n := 0
+	for r.Next() {
+		rec := r.Record()
+		if rec.Type != nfcap.RecordTypeV3 {
+			continue
+		}
+		bi, ok := ff.blockOf(n)
+		if !ok {
+			t.Fatalf("record %d: no block", n)
+		}
+		d, err := ff.block(bi)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := d.record(n - bi.first); string(got) != string(rec.Data) {
+			t.Fatalf("record %d differs", n)
+		}
+		n++
+	}
+}
+
+func TestPreviewSearchRestarted(t *testing.T) {
+	// n pressed again while a search runs restarts it: the end of the
+	// search it replaced neither says "cancelled" nor stops esc from
+	// cancelling the one that runs.
+	dir := flowDir(t)
+	path := filepath.Join(dir, "2023/11/15/nfcapd.202311150100")
+	h := newHarness(t, Options{Dir: dir, Start: "preview", PreviewFile: path})
+	s := h.m.preview
+	h.until("indexed", func() bool { return loaded(s) })
+	s.query = "thunderbird"
+	first := s.startSearch(1)
+	second := s.startSearch(1)
+	s.update(first())
+	if !s.searchBusy || s.searchStop == nil || strings.Contains(s.searchMsg, "cancelled") {
+		t.Fatalf("after the replaced search ended: busy %v, message %q", s.searchBusy, s.searchMsg)
+	}
+	s.update(second())
+	if s.searchBusy || !strings.Contains(s.searchMsg, "at record") {
+		t.Fatalf("after the search: busy %v, message %q", s.searchBusy, s.searchMsg)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -255,11 +256,22 @@ func (s *MirrorSource) Health() Health {
 		}
 		return Health{HealthOK, d}
 	case st.Err != nil && v != nil:
-		return Health{HealthStale, "reconnecting (" + st.Err.Error() + "); showing the last bindings"}
+		return Health{HealthStale, "reconnecting (" + s.errText(st.Err) + "); showing the last bindings"}
 	case st.Err != nil:
-		return Health{HealthDown, st.Err.Error() + "; retrying"}
+		return Health{HealthDown, s.errText(st.Err) + "; retrying"}
 	}
 	return Health{HealthConnecting, "connecting"}
+}
+
+// errText is a connection error without the tracker's URL when the
+// status line names the source by it already: a narrow line keeps the
+// reason rather than the URL a second time.
+func (s *MirrorSource) errText(err error) string {
+	msg, u := err.Error(), s.m.Client().URL()
+	if s.name == u && strings.HasPrefix(msg, u) {
+		msg = strings.TrimPrefix(strings.TrimPrefix(msg, u), ": ")
+	}
+	return msg
 }
 
 // Closed implements BindingsSource from the tracker's history.

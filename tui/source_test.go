@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -193,6 +194,11 @@ func TestMirrorSource(t *testing.T) {
 	waitHealth("the disconnect", func(h Health, v *tracker.View) bool {
 		return h.State == HealthStale && v != nil && len(v.Bindings) == 2
 	})
+	// The status line names the source already: its detail goes
+	// straight to the reason, which a narrow line would cut otherwise.
+	if h := src.Health(); strings.Contains(h.Detail, "http://"+addr) || !strings.HasPrefix(h.Detail, "reconnecting (") {
+		t.Errorf("detail while disconnected: %q", h.Detail)
+	}
 	// Changes made while the tracker was unreachable arrive after the
 	// reconnection.
 	if err := trk.ScanOnce(ctx); err != nil {

@@ -49,6 +49,21 @@ func cut(s string, w int) string {
 	return ansi.Truncate(s, w, "…")
 }
 
+// cutLeft returns the suffix of s that fits in w cells, starting with
+// "…" when s was longer: for addresses, whose port is at the end.
+func cutLeft(s string, w int) string {
+	if w <= 0 {
+		return ""
+	}
+	if !isASCII(s) || len(s) <= w {
+		return cut(s, w)
+	}
+	if w == 1 {
+		return "…"
+	}
+	return "…" + s[len(s)-(w-1):]
+}
+
 // appendCell appends s cut or padded to exactly w cells; right aligns it.
 func appendCell(dst []byte, s string, w int, right bool) []byte {
 	s = cut(s, w)

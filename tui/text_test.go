@@ -74,3 +74,22 @@ func TestCountsOnScreen(t *testing.T) {
 		})
 	}
 }
+
+func TestCutLeft(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		w    int
+		want string
+	}{
+		{"127.0.0.1:32903", 20, "127.0.0.1:32903"},
+		{"127.0.0.1:32903", 15, "127.0.0.1:32903"},
+		{"127.0.0.1:32903", 9, "….1:32903"},
+		{"[2001:db8::1]:443", 6, "…]:443"},
+		{"127.0.0.1:32903", 1, "…"},
+		{"127.0.0.1:32903", 0, ""},
+	} {
+		if got := cutLeft(tc.s, tc.w); got != tc.want || textWidth(got) > tc.w {
+			t.Errorf("cutLeft(%q, %d) = %q, want %q", tc.s, tc.w, got, tc.want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -239,6 +240,14 @@ func runTUI(ctx context.Context, e env, o *tuiOptions) error {
 	if !isTerminal(e.stdin) || !isTerminal(e.stdout) {
 		return usagef("tui needs a terminal (for scripts use show, enrich --dry-run or bindings)")
 	}
+	// A terminal that goes away (ssh dropped, window closed) ends the TUI
+	// as ctrl+c does: a commit in progress is cancelled and removes its
+	// temporary file, the embedded tracker closes its history.
+	if !signal.Ignored(syscall.SIGHUP) {
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, syscall.SIGHUP)
+		defer stop()
+	}
 	label, unknown, err := parseTemplates(o.label, o.unknown)
 	if err != nil {
 		return err
@@ -392,7 +401,16 @@ func liveSources(e env, o *tuiOptions, log *slog.Logger) (live []tui.BindingsSou
 			live = append(live, tui.NewMirrorSource(m, "serve"))
 			runs = append(runs, func(ctx context.Context) { m.Run(ctx) })
 			notes = append(notes, fmt.Sprintf("following netdumper serve (pid %d) at %s", info.PID, info.API))
-			return live, []enrich.Source{c}, runs, notes, closeAll, nil
+			// The history as enrich reads it: from the serve while it
+			// holds the state directory (on whatever API serve.json
+			// names then), from the directory itself once it stopped.
+			hist := &enrich.LocalStore{Dir: o.state, Fallback: func(ctx context.Context, di tracker.DaemonInfo) (enrich.Source, error) {
+				if di.API == info.API && di.TokenFile == info.TokenFile && di.CertFile == info.CertFile {
+					return c, nil
+				}
+				return daemonClientFor(e, di, &o.trackers, log)
+			}}
+			return live, []enrich.Source{hist}, runs, notes, closeAll, nil
 		}
 	}
 	if o.noTracker {

@@ -211,3 +211,55 @@ func TestTUIInTmux(t *testing.T) {
 		t.Errorf("temporary files left: %v", leftovers)
 	}
 }
+
+// TestTUIHangup closes the TUI's terminal (tmux kill-session hangs it up,
+// as a dropped ssh connection does): the TUI stops as it does on ctrl+c
+// (a commit in progress is cancelled and removes its temporary file)
+// instead of dying on SIGHUP.
+func TestTUIHangup(t *testing.T) {
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Skip("tmux is not installed (apt-get install tmux): skipping the real-terminal test")
+	}
+	if testing.Short() {
+		t.Skip("builds the binary; skipped with -short")
+	}
+	work := t.TempDir()
+	bin := buildNetdumper(t, work)
+	dir := filepath.Join(work, "flows")
+	data, err := os.ReadFile(filepath.Join(fixtures.Dir(t), "v9-mixed.lz4.nf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "nfcapd.202311142210"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := &tmuxSession{t: t, socket: fmt.Sprintf("nd-hup-%d", os.Getpid()), name: "tui"}
+	t.Cleanup(func() {
+		s.tmux("kill-session", "-t", s.name)
+		s.tmux("kill-server")
+	})
+	logFile := filepath.Join(work, "tui.log")
+	cmdline := fmt.Sprintf("TERM=xterm-256color exec %s tui --no-tracker --dir %s --state %s --log %s",
+		bin, dir, filepath.Join(work, "state"), logFile)
+	if out, err := s.tmux("new-session", "-d", "-s", s.name, "-x", "120", "-y", "30", cmdline); err != nil {
+		t.Fatalf("tmux new-session: %v: %s", err, out)
+	}
+	s.waitFor("nfcapd.202311142210", "1500")
+	if out, err := s.tmux("kill-session", "-t", s.name); err != nil {
+		t.Fatalf("tmux kill-session: %v: %s", err, out)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		log, _ := os.ReadFile(logFile)
+		if strings.Contains(string(log), "tui stopped") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the TUI did not stop cleanly on hangup; its log:\n%s", log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

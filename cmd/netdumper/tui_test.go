@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,7 +108,7 @@ func TestTUILiveSources(t *testing.T) {
 
 	t.Run("follows a running serve", func(t *testing.T) {
 		state := t.TempDir()
-		trk, err := tracker.New(tracker.Options{Scanner: fixedScanner{}, Host: "served"})
+		trk, err := tracker.New(tracker.Options{Scanner: fixedScanner{}, Host: "served", StateDir: state})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,8 +127,13 @@ func TestTUILiveSources(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer closeAll()
-		if len(live) != 1 || live[0].Name() != "serve" || len(srcs) != 1 || srcs[0].Name() != ts.URL || len(runs) != 1 {
+		if len(live) != 1 || live[0].Name() != "serve" || len(srcs) != 1 || srcs[0].Name() != state || len(runs) != 1 {
 			t.Fatalf("live %v, sources %v, runs %d", live, srcs, len(runs))
+		}
+		// The serve holds the state directory: its history comes through
+		// its API.
+		if err := srcs[0].Add(t.Context(), tracker.NewIndexBuilder(), time.Now().Add(-time.Minute), time.Now()); err != nil {
+			t.Errorf("history from the running serve: %v", err)
 		}
 		if len(notes) != 1 || !strings.Contains(notes[0], ts.URL) {
 			t.Errorf("notes %q", notes)
@@ -169,4 +175,64 @@ func TestTUILiveSources(t *testing.T) {
 			t.Errorf("second source %q, want the state directory", srcs[1].Name())
 		}
 	})
+}
+
+// oneListener is a scanner that sees one listener, owned by "recorded".
+type oneListener struct{ port uint16 }
+
+func (s oneListener) Scan(context.Context) (*tracker.Snapshot, error) {
+	return &tracker.Snapshot{Time: time.Now(), Sockets: []tracker.Observed{{
+		Socket: tracker.Socket{Proto: tracker.ProtoTCP, Local: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), s.port),
+			State: tracker.StateListen, Inode: 1},
+		Owner: &tracker.Process{PID: 42, Name: "recorded"},
+	}}}, nil
+}
+
+// TestTUIServeStopped: the TUI started while a serve ran; once that serve
+// has stopped, the preview and the commit still find the history it
+// recorded in the state directory (as enrich does), instead of failing
+// on the serve's closed API.
+func TestTUIServeStopped(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	e := env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }}
+	state := t.TempDir()
+	// What the serve recorded before it stopped.
+	rec, err := tracker.New(tracker.Options{Scanner: oneListener{port: 7777}, StateDir: state, Host: "served"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if err := rec.ScanOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := remote.NewServer(remote.ServerOptions{Source: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	if err := tracker.WriteDaemonInfo(state, tracker.DaemonInfo{PID: os.Getpid(), Host: "served", API: ts.URL}); err != nil {
+		t.Fatal(err)
+	}
+	_, srcs, _, _, closeAll, err := liveSources(e, &tuiOptions{state: state}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll()
+	// The serve stops (its API goes away, serve.json stays if it was
+	// killed).
+	ts.Close()
+	ib := tracker.NewIndexBuilder()
+	for _, s := range srcs {
+		if err := s.Add(ctx, ib, time.Now().Add(-time.Hour), time.Now().Add(time.Minute)); err != nil {
+			t.Fatalf("source %s: %v", s.Name(), err)
+		}
+	}
+	k := tracker.FlowKey{Proto: tracker.ProtoTCP, Src: netip.MustParseAddrPort("10.0.0.1:40000"), Dst: netip.MustParseAddrPort("127.0.0.1:7777")}
+	now := time.Now()
+	if m := ib.Build(tracker.IndexOptions{}).Lookup(k, now.Add(-time.Second), now); !m.OK() || m.Binding.Owner.Name != "recorded" {
+		t.Errorf("flow to the recorded listener: %+v", m)
+	}
 }
