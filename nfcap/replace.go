@@ -103,8 +103,9 @@ func checkNotCurrent(path, name string) error {
 // ReplaceFile replaces the file at path with what write puts into a
 // temporary file in the same directory. Only a file the caller may write
 // and, unless it is root, owns is replaced. The temporary file gets the
-// original's permissions and group (and owner, when running as root; a
-// user who is not a member of the group cannot give it), is synced, and is
+// original's permissions, group (and owner, when running as root; a user
+// who is not a member of the group cannot give it) and extended attributes
+// (POSIX ACL, user.*; security.* and trusted.* when allowed), is synced, and is
 // renamed over the original, and the directory is synced. If write fails,
 // ctx is cancelled, or the original changes in the meantime, the temporary
 // file is removed and the original is left untouched. A crash at any
@@ -207,6 +208,11 @@ func replaceFile(ctx context.Context, path, real string, before os.FileInfo, wri
 		if err := tmp.Chown(uid, int(st.Gid)); err != nil && (uid >= 0 || !groupRefused(err)) {
 			return fmt.Errorf("setting owner of %s: %w", tmp.Name(), err)
 		}
+	}
+	// After the mode and owner: setting the ACL sets the group bits of the
+	// mode, and a chown by root drops security.capability.
+	if err := copyXattrs(real, tmp.Name()); err != nil {
+		return err
 	}
 	if err := tmp.Sync(); err != nil {
 		return fmt.Errorf("syncing %s: %w", tmp.Name(), err)

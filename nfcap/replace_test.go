@@ -3,6 +3,7 @@ package nfcap_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io/fs"
 	"math/rand/v2"
@@ -496,5 +497,74 @@ func TestRemoveStaleTemps(t *testing.T) {
 	}
 	if _, err := nfcap.RemoveStaleTemps(filepath.Join(dir, "missing"), time.Hour); err == nil {
 		t.Error("no error for a missing directory")
+	}
+}
+
+// TestRewriteFileUnfinished: a file whose header announces fewer data
+// blocks than it holds and no appendix (nfcapd killed before it closed
+// the file, which writes the real header last) has flows nfdump does not
+// read. A rewrite would drop them for good, so it is refused and the
+// original kept; junk after an appendix (nfdump -i) is not data and is
+// still dropped.
+func TestRewriteFileUnfinished(t *testing.T) {
+	le := binary.LittleEndian
+	tests := []struct {
+		name    string
+		fixture string
+		patch   func(b []byte) []byte
+		want    error // nil: the rewrite succeeds
+	}{
+		{name: "header of a file nfcapd never closed", fixture: "v9-mixed.lz4.nf", patch: func(b []byte) []byte {
+			le.PutUint16(b[18:], 0) // appendixBlocks
+			le.PutUint64(b[24:], 0) // offAppendix
+			le.PutUint32(b[36:], 0) // NumBlocks
+			return b
+		}, want: nfcap.ErrCorrupt},
+		{name: "one of two data blocks announced, no appendix", fixture: "v9-multiblock.lzo.nf", patch: func(b []byte) []byte {
+			le.PutUint16(b[18:], 0)
+			le.PutUint64(b[24:], 0)
+			le.PutUint32(b[36:], 1)
+			return b
+		}, want: nfcap.ErrCorrupt},
+		{name: "junk after the appendix", fixture: "v9-mixed.lz4.nf", patch: func(b []byte) []byte {
+			return append(b, make([]byte, 386)...)
+		}},
+		{name: "no appendix, nothing after the blocks", fixture: "v9-mixed.lz4.nf", patch: func(b []byte) []byte {
+			off := le.Uint64(b[24:])
+			le.PutUint16(b[18:], 0)
+			le.PutUint64(b[24:], 0)
+			return b[:off]
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			p := copyFixture(t, tc.fixture, dir, "nfcapd.202311142210", 0o644)
+			orig, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			orig = tc.patch(orig)
+			if err := os.WriteFile(p, orig, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err = nfcap.RewriteFile(context.Background(), p, func(*nfcap.Flow) (string, bool) { return "sshd", true },
+				nfcap.RewriteOptions{Recompress: true, Compression: nfcap.CompressBZ2})
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("rewrite: %v", err)
+				}
+				onlyFile(t, dir, "nfcapd.202311142210")
+				return
+			}
+			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), p) {
+				t.Fatalf("err %v, want %v naming %s", err, tc.want, p)
+			}
+			after, _ := os.ReadFile(p)
+			if !bytes.Equal(orig, after) {
+				t.Fatal("original modified")
+			}
+			onlyFile(t, dir, "nfcapd.202311142210")
+		})
 	}
 }

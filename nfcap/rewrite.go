@@ -174,6 +174,17 @@ func Rewrite(ctx context.Context, r *Reader, w interface {
 			opts.Progress(st.Blocks, int(hdr.NumBlocks))
 		}
 	}
+	// Without an appendix nothing marks where the data ends: bytes after
+	// the announced blocks are, most likely, blocks of a file nfcapd never
+	// closed (it writes the real header last). nfdump does not read them,
+	// but they are flows, and the output would lose them for good.
+	// (The producer set pos before it handed over the last job.)
+	if end := r.syncState.pos; hdr.AppendixBlocks == 0 && end < r.size {
+		wr.Abort()
+		return st, r.fmtErr(int(hdr.NumBlocks), end, errf(ErrCorrupt,
+			"%d bytes follow the %d data blocks the header announces and there is no appendix (a file nfcapd did not finish?); a rewrite would drop them",
+			r.size-end, hdr.NumBlocks))
+	}
 	if err := wr.Close(); err != nil {
 		return st, err
 	}
