@@ -260,7 +260,10 @@ func RewriteFile(ctx context.Context, path string, label LabelFunc, opts Rewrite
 	if err != nil {
 		return st, err
 	}
-	r, err := OpenFile(path, ReaderOptions{Workers: opts.Workers})
+	// The file the baseline is of, not path again: a symlink pointed
+	// elsewhere in between would have another file's records written
+	// over this one, unseen by the final check (which looks at real).
+	r, err := OpenFile(real, ReaderOptions{Name: path, Workers: opts.Workers})
 	if err != nil {
 		return st, err
 	}
