@@ -347,11 +347,13 @@ func countKeys(t *testing.T, s *Store, bucket []byte) int {
 	return n
 }
 
-func TestCompactFile(t *testing.T) {
-	dir := t.TempDir()
+// expiredChurn returns a tracker on dir whose store held 20,000 short
+// intervals, all expired since: most of the file is free, compaction is
+// due. It returns the scanner and the process too, to go on scanning.
+func expiredChurn(t *testing.T, dir string) (*Tracker, *fakeScanner, *Process) {
+	t.Helper()
 	tr, fs := newTestTracker(t, dir, Options{Retention: time.Minute})
 	p := proc(1, 0, "churn")
-	// Many short intervals, then all of them expire.
 	for i := range 40 {
 		var socks []Observed
 		for j := range 500 {
@@ -366,6 +368,12 @@ func TestCompactFile(t *testing.T) {
 	if err := tr.expire(context.Background(), at(1000)); err != nil {
 		t.Fatal(err)
 	}
+	return tr, fs, p
+}
+
+func TestCompactFile(t *testing.T) {
+	dir := t.TempDir()
+	tr, fs, p := expiredChurn(t, dir)
 	before, _ := os.Stat(tr.StatePath())
 	if err := tr.store.compactFile(0); err != nil {
 		t.Fatal(err)
@@ -647,24 +655,7 @@ func TestCheckBoltSizePageSizes(t *testing.T) {
 // still starts.
 func TestCompactFileFailureIsNotFatal(t *testing.T) {
 	dir := t.TempDir()
-	tr, fs := newTestTracker(t, dir, Options{Retention: time.Minute})
-	p := proc(1, 0, "churn")
-	// Many short intervals, then all of them expire: most of the file is
-	// free, compaction is due.
-	for i := range 40 {
-		var socks []Observed
-		for j := range 500 {
-			socks = append(socks, conn("192.0.2.1:1000", fmt.Sprintf("198.51.100.1:%d", 1000+i*500+j), uint64(1+i*500+j), p))
-		}
-		fs.set(at(float64(i)), nil, socks...)
-		if err := tr.ScanOnce(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	step(t, tr, fs, 41, nil)
-	if err := tr.expire(context.Background(), at(1000)); err != nil {
-		t.Fatal(err)
-	}
+	tr, fs, p := expiredChurn(t, dir)
 	// A directory, not empty, where the compacted copy would go.
 	if err := os.MkdirAll(filepath.Join(tr.StatePath()+".compact", "x"), 0o755); err != nil {
 		t.Fatal(err)

@@ -266,30 +266,7 @@ func TestFlowFileBlocks(t *testing.T) {
 	if p := ff.progress(); !p.done || p.err != nil || p.flows != 7000 || p.users != 3354 {
 		t.Fatalf("index: %+v", p)
 	}
-	r, err := nfcap.OpenFile(path, nfcap.ReaderOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	n := 0
-	for r.Next() {
-		rec := r.Record()
-		if rec.Type != nfcap.RecordTypeV3 {
-			continue
-		}
-		bi, ok := ff.blockOf(n)
-		if !ok {
-			t.Fatalf("record %d: no block", n)
-		}
-		d, err := ff.block(bi)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := d.record(n - bi.first); string(got) != string(rec.Data) {
-			t.Fatalf("record %d differs", n)
-		}
-		n++
-	}
+	n := checkIndexedRecords(t, ff, path)
 	if _, ok := ff.blockOf(n); ok {
 		t.Error("a block past the end")
 	}
@@ -394,7 +371,14 @@ func TestFlowFileReplacedWhileOpening(t *testing.T) {
 	if p := ff.progress(); !p.done || p.err != nil || p.flows != 7000 {
 		t.Fatalf("index: %+v, want the 7000 records of the file opened", p)
 	}
-	r, err := nfcap.OpenFile(filepath.Join(fixtures.Dir(t), "v9-multiblock.lzo.nf"), nfcap.ReaderOptions{})
+	checkIndexedRecords(t, ff, filepath.Join(fixtures.Dir(t), "v9-multiblock.lzo.nf"))
+}
+
+// checkIndexedRecords reads the flow records of the file at path and wants
+// each, byte for byte, where ff's index puts it; it returns how many.
+func checkIndexedRecords(t *testing.T, ff *flowFile, path string) int {
+	t.Helper()
+	r, err := nfcap.OpenFile(path, nfcap.ReaderOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,6 +402,7 @@ func TestFlowFileReplacedWhileOpening(t *testing.T) {
 		}
 		n++
 	}
+	return n
 }
 
 func TestPreviewSearchRestarted(t *testing.T) {
