@@ -437,10 +437,12 @@ func (t *Tracker) ScanOnce(ctx context.Context) error {
 	} else {
 		r = t.hist.apply(snap, now)
 	}
-	if restart.changed {
+	// The restart's closings come first; its store operations count even
+	// without events (duplicate records found at a reopen are closed there).
+	if len(restart.events) > 0 || len(restart.ops) > 0 {
 		r.events = append(restart.events, r.events...)
 		r.ops = append(restart.ops, r.ops...)
-		r.changed = true
+		r.changed = r.changed || restart.changed
 	}
 	if !slices.Equal(t.denied, snap.Denied) {
 		t.noteDenied(snap.Denied)
